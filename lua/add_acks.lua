@@ -1,0 +1,113 @@
+#!lua
+--[[
+  add_acks: record acks for one or more runs of one shard, in order.
+
+  For each ack: an ack id already recorded for its run is a duplicate and
+  changes nothing. Otherwise the encoded ack is appended to the run's list and
+  its (domain, action) moves along the state machine:
+    no expectation         -> drift; its status is remembered so that an
+                              expectation declared later starts from it
+    PENDING                -> ACKED (ok) / FAILED (not ok), late if past due
+    MISSING                -> ACKED / FAILED, late
+    FAILED and ok          -> ACKED (a successful retry), late mark kept
+    ACKED, or FAILED again -> unchanged (the ack is still kept)
+  A run with no PENDING expectation left leaves the pending index.
+
+  KEYS[1]  P:{s}:pending  zset  run_id -> earliest PENDING due (ms)
+  then five keys per run r (r = 1 .. R), at KEYS[2 + 5(r-1)] onwards:
+           P:{s}:exp:<run>   hash  "domain|action" -> encoded expectation
+           P:{s}:st:<run>    hash  "domain|action" -> "STATUS|acked_at_ms|late"
+           P:{s}:due:<run>   zset  PENDING "domain|action" -> due (ms)
+           P:{s}:acks:<run>  list  encoded acks in arrival order
+           P:{s}:ackid:<run> hash  ack id -> "1"
+
+  ARGV[1]  ttl_ms of every run key (whole number > 0)
+  ARGV[2]  R, the number of runs
+  then per run r:   run_id, m (number of its acks),
+  then per ack:     ack id, expectation key "domain|action", ok ("1" or "0"),
+                    encoded ack (opaque bytes)
+
+  Reply    array of integers, one per ack in order:
+           0 recorded, 1 duplicate, 2 drift, 3 late
+  Errors   "RAC_BADARG <what>" when an argument is malformed; nothing is written.
+]]
+-- @include "common"
+
+local RECORDED, DUPLICATE, DRIFT, LATE = 0, 1, 2, 3
+
+local ttl_ms = whole(ARGV[1])
+local runs = whole(ARGV[2])
+if ttl_ms == nil or ttl_ms == 0 then return redis.error_reply('RAC_BADARG ttl_ms') end
+if runs == nil or #KEYS ~= 1 + 5 * runs then return redis.error_reply('RAC_BADARG key count') end
+
+-- Validate everything before the first write.
+local at = 3
+for r = 1, runs do
+  local run_id, m = ARGV[at], whole(ARGV[at + 1])
+  if run_id == nil or run_id == '' then return redis.error_reply('RAC_BADARG run_id of run ' .. r) end
+  if m == nil then return redis.error_reply('RAC_BADARG ack count of run ' .. r) end
+  at = at + 2
+  for j = 1, m do
+    local ack_id, key, ok = ARGV[at], ARGV[at + 1], ARGV[at + 2]
+    if ARGV[at + 3] == nil then return redis.error_reply('RAC_BADARG argument count') end
+    if ack_id == '' then return redis.error_reply('RAC_BADARG ack id of ack ' .. j) end
+    if not string.find(key, '|', 1, true) then
+      return redis.error_reply('RAC_BADARG expectation key of ack ' .. j)
+    end
+    if ok ~= '1' and ok ~= '0' then return redis.error_reply('RAC_BADARG ok flag of ack ' .. j) end
+    at = at + 4
+  end
+end
+if at ~= #ARGV + 1 then return redis.error_reply('RAC_BADARG argument count') end
+
+local now = now_ms()
+local outcomes = {}
+
+local function apply(k, ack_id, key, ok, payload)
+  local st_key, due_key = KEYS[k + 1], KEYS[k + 2]
+  if redis.call('HSETNX', KEYS[k + 4], ack_id, '1') == 0 then
+    return DUPLICATE, false
+  end
+  redis.call('RPUSH', KEYS[k + 3], payload)
+  local target = (ok == '1') and 'ACKED' or 'FAILED'
+  local expected = redis.call('HEXISTS', KEYS[k], key) == 1
+  local record = redis.call('HGET', st_key, key)
+  local outcome, left_due = RECORDED, false
+  if not record then
+    redis.call('HSET', st_key, key, status_record(target, now, 0))
+  else
+    local status, acked_at, late = parse_status(record)
+    if status == 'PENDING' then
+      local due = tonumber(redis.call('ZSCORE', due_key, key))
+      redis.call('ZREM', due_key, key)
+      left_due = true
+      late = (due ~= nil and now > due) and 1 or 0
+      redis.call('HSET', st_key, key, status_record(target, now, late))
+      if late == 1 then outcome = LATE end
+    elseif status == 'MISSING' then
+      redis.call('HSET', st_key, key, status_record(target, now, 1))
+      outcome = LATE
+    elseif status == 'FAILED' and ok == '1' then
+      redis.call('HSET', st_key, key, status_record('ACKED', now, late))
+    end
+  end
+  if not expected then outcome = DRIFT end
+  return outcome, left_due
+end
+
+at = 3
+for r = 1, runs do
+  local k = 2 + 5 * (r - 1)
+  local run_id, m = ARGV[at], whole(ARGV[at + 1])
+  at = at + 2
+  local reindex = false
+  for j = 1, m do
+    local outcome, left_due = apply(k, ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3])
+    outcomes[#outcomes + 1] = outcome
+    reindex = reindex or left_due
+    at = at + 4
+  end
+  if reindex then reindex_run(KEYS[1], KEYS[k + 2], run_id) end
+  refresh_ttl(k, 5, ttl_ms)
+end
+return outcomes

@@ -1,0 +1,62 @@
+#!lua
+--[[
+  add_expectations: declare expectations for one run, insert-if-absent.
+
+  An expectation whose (domain, action) is already declared is left exactly as
+  it is (re-sending the call changes nothing). A new one becomes PENDING, due at
+  server time + deadline_ms, unless an ack for it arrived first (out of order):
+  then it keeps the status that ack gave it and is not due at all.
+
+  KEYS[1]  P:{s}:pending     zset  run_id -> earliest PENDING due (ms)
+  KEYS[2]  P:{s}:exp:<run>   hash  "domain|action" -> encoded expectation
+  KEYS[3]  P:{s}:st:<run>    hash  "domain|action" -> "STATUS|acked_at_ms|late"
+  KEYS[4]  P:{s}:due:<run>   zset  PENDING "domain|action" -> due (ms)
+  KEYS[5]  P:{s}:acks:<run>  list  (TTL refresh only)
+  KEYS[6]  P:{s}:ackid:<run> hash  (TTL refresh only)
+
+  ARGV[1]  ttl_ms of every run key (whole number > 0)
+  ARGV[2]  run_id (member of the pending index)
+  ARGV[3]  n, the number of expectations that follow
+  ARGV[4 + 3(i-1)]  expectation key "domain|action"
+  ARGV[5 + 3(i-1)]  deadline_ms (whole number >= 0)
+  ARGV[6 + 3(i-1)]  encoded expectation (opaque bytes)
+
+  Reply    integer: how many expectations were newly declared.
+  Errors   "RAC_BADARG <what>" when an argument is malformed; nothing is written.
+]]
+-- @include "common"
+
+local ttl_ms = whole(ARGV[1])
+local run_id = ARGV[2]
+local n = whole(ARGV[3])
+if #KEYS ~= 6 then return redis.error_reply('RAC_BADARG expected 6 keys') end
+if ttl_ms == nil or ttl_ms == 0 then return redis.error_reply('RAC_BADARG ttl_ms') end
+if run_id == nil or run_id == '' then return redis.error_reply('RAC_BADARG run_id') end
+if n == nil or #ARGV ~= 3 + 3 * n then return redis.error_reply('RAC_BADARG argument count') end
+for i = 0, n - 1 do
+  local key = ARGV[4 + 3 * i]
+  if key == '' or not string.find(key, '|', 1, true) then
+    return redis.error_reply('RAC_BADARG expectation key ' .. i + 1)
+  end
+  if whole(ARGV[5 + 3 * i]) == nil then
+    return redis.error_reply('RAC_BADARG deadline_ms of expectation ' .. i + 1)
+  end
+end
+
+local now = now_ms()
+local added = 0
+for i = 0, n - 1 do
+  local key = ARGV[4 + 3 * i]
+  if redis.call('HSETNX', KEYS[2], key, ARGV[6 + 3 * i]) == 1 then
+    added = added + 1
+    if redis.call('HEXISTS', KEYS[3], key) == 0 then
+      redis.call('HSET', KEYS[3], key, status_record('PENDING', 0, 0))
+      redis.call('ZADD', KEYS[4], now + whole(ARGV[5 + 3 * i]), key)
+    end
+  end
+end
+if added > 0 then
+  reindex_run(KEYS[1], KEYS[4], run_id)
+end
+refresh_ttl(2, 5, ttl_ms)
+return added

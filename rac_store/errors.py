@@ -1,0 +1,95 @@
+"""The typed errors of rac_store, and the mapping from Redis errors to them.
+
+Every error the store raises is a :class:`RACStoreError`. An error that came
+from Redis keeps it as ``__cause__``; nothing is swallowed.
+"""
+
+from __future__ import annotations
+
+import redis.exceptions as rexc
+
+
+class RACStoreError(Exception):
+    """Base class of every error rac_store raises."""
+
+
+class RACDurabilityError(RACStoreError):
+    """Durable storage is required (AOS_MODE test/prod) but none is configured."""
+
+
+class InvalidInputError(RACStoreError, ValueError):
+    """An argument was rejected before anything was written."""
+
+
+class InvalidTransitionError(RACStoreError):
+    """The status state machine forbids the requested move; nothing changed."""
+
+
+class LayoutMismatchError(RACStoreError):
+    """The server holds a store with another shard count or key layout."""
+
+
+class StoreUnavailableError(RACStoreError):
+    """Redis could not be reached (after the bounded retries)."""
+
+
+class StoreOutOfMemoryError(RACStoreError):
+    """Redis refused a write because it is at ``maxmemory``; nothing changed."""
+
+
+class StorePermissionError(RACStoreError):
+    """The Redis user may not run this command or touch this key."""
+
+
+class StoreResponseError(RACStoreError):
+    """Redis answered with an error that has no more specific class."""
+
+
+class UnsupportedServerError(RACStoreError):
+    """The server lacks something the store needs (version, configuration)."""
+
+
+_SCRIPT_ERROR_CODES: dict[str, type[RACStoreError]] = {
+    "RAC_BADARG": InvalidInputError,
+    "RAC_TRANSITION": InvalidTransitionError,
+    "RAC_SHARDS": LayoutMismatchError,
+    "RAC_LAYOUT": LayoutMismatchError,
+    "OOM": StoreOutOfMemoryError,
+    "NOPERM": StorePermissionError,
+    "NOAUTH": StorePermissionError,
+    "WRONGPASS": StorePermissionError,
+}
+
+RETRYABLE_ERRORS: tuple[type[Exception], ...] = (rexc.ConnectionError, rexc.TimeoutError)
+"""Errors after which re-sending is safe, because every script is idempotent."""
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for a lost connection or a timeout; never for a refused login."""
+    return isinstance(exc, RETRYABLE_ERRORS) and not isinstance(exc, rexc.AuthenticationError)
+
+
+def _error_code(message: str) -> str:
+    """The leading code of a Redis error text ("OOM command not allowed" -> "OOM")."""
+    # Redis wraps script errors as "Error running script ...: @user_script:...: CODE text"
+    # on some paths; the code is the first word that is one of ours.
+    for word in message.replace(":", " ").split():
+        if word in _SCRIPT_ERROR_CODES:
+            return word
+    return message.split(" ", 1)[0]
+
+
+def map_redis_error(exc: rexc.RedisError, operation: str) -> RACStoreError:
+    """The RACStoreError for a Redis error raised during ``operation``.
+
+    The caller raises the result ``from exc`` so that the Redis error is chained.
+    """
+    message = str(exc)
+    if isinstance(exc, rexc.NoPermissionError | rexc.AuthenticationError):
+        return StorePermissionError(f"{operation}: {message}")
+    if isinstance(exc, RETRYABLE_ERRORS):
+        return StoreUnavailableError(f"{operation}: Redis unreachable: {message}")
+    if isinstance(exc, rexc.OutOfMemoryError):
+        return StoreOutOfMemoryError(f"{operation}: {message}")
+    error_class = _SCRIPT_ERROR_CODES.get(_error_code(message), StoreResponseError)
+    return error_class(f"{operation}: {message}")

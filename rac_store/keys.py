@@ -1,0 +1,75 @@
+"""Key layout: which Redis keys hold a run, and which shard a run lives on.
+
+Every key of one run, and the pending index of its shard, share the hash tag
+``{shard}``, so one script touches one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+import zlib
+from functools import lru_cache
+
+from .errors import InvalidInputError
+
+LAYOUT_VERSION = "1"
+"""Bumped when the key layout changes; recorded in ``P:meta`` and checked at start-up."""
+
+MAX_SHARDS = 16384
+
+
+class RunKeys(tuple[str, ...]):
+    """The six keys one run's scripts take: pending index, exp, st, due, acks, ackid."""
+
+    __slots__ = ()
+
+    @property
+    def pending(self) -> str:
+        """The shard's pending index."""
+        return self[0]
+
+    @property
+    def run_keys(self) -> tuple[str, ...]:
+        """The run's own five keys, in script order."""
+        return self[1:]
+
+
+class KeySpace:
+    """Names of every key a store with ``prefix`` and ``shards`` uses."""
+
+    def __init__(self, prefix: str, shards: int) -> None:
+        if not isinstance(prefix, str) or not prefix or any(c in prefix for c in "{}| \n\r\t"):
+            raise InvalidInputError(f"prefix must be a non-empty word without braces: {prefix!r}")
+        if isinstance(shards, bool) or not isinstance(shards, int):
+            raise InvalidInputError(f"shards must be an int, got {type(shards).__name__}")
+        if shards < 1 or shards > MAX_SHARDS or shards & (shards - 1):
+            raise InvalidInputError(f"shards must be a power of two in 1..{MAX_SHARDS}: {shards}")
+        self.prefix = prefix
+        self.shards = shards
+        self.meta = f"{prefix}:meta"
+        self._mask = shards - 1
+        self.for_run = lru_cache(maxsize=4096)(self._build_run_keys)
+
+    def shard_of(self, run_id: str) -> int:
+        """The shard of a run: crc32 of its canonical id, modulo the shard count."""
+        return zlib.crc32(run_id.encode()) & self._mask
+
+    def pending(self, shard: int) -> str:
+        """The pending index of one shard."""
+        return f"{self.prefix}:{{{shard}}}:pending"
+
+    def all_pending(self) -> list[str]:
+        """The pending index of every shard, in shard order."""
+        return [self.pending(shard) for shard in range(self.shards)]
+
+    def _build_run_keys(self, run_id: str) -> RunKeys:
+        base = f"{self.prefix}:{{{self.shard_of(run_id)}}}:"
+        return RunKeys(
+            (
+                base + "pending",
+                f"{base}exp:{run_id}",
+                f"{base}st:{run_id}",
+                f"{base}due:{run_id}",
+                f"{base}acks:{run_id}",
+                f"{base}ackid:{run_id}",
+            )
+        )

@@ -1,0 +1,238 @@
+"""Data models: expectations, acks, outcomes and reconciliation results.
+
+The models are msgspec Structs encoded as MessagePack arrays (``array_like``):
+the field order is the wire format, so new fields are only ever appended, with
+a default. Names and defaults are those of the store this package replaces.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+import msgspec
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class AuditStatus(str, Enum):
+    """Where an expectation stands (see docs/state-machine.md)."""
+
+    PENDING = "PENDING"
+    ACKED = "ACKED"
+    MISSING = "MISSING"
+    FAILED = "FAILED"
+
+
+class AckStatus(str, Enum):
+    """What a worker reports about an action."""
+
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    ROLLED_BACK = "ROLLED_BACK"
+
+
+class AuditDomain(str, Enum):
+    """The standard domains; any other valid string is accepted too."""
+
+    INCIDENTS = "incidents"
+    POLICIES = "policies"
+    LOGS = "logs"
+    ORCHESTRATOR = "orchestrator"
+
+
+class AuditAction(str, Enum):
+    """The standard actions; any other valid string is accepted too."""
+
+    CREATE_INCIDENT = "create_incident"
+    EVALUATE_POLICY = "evaluate_policy"
+    START_TRACE = "start_trace"
+    COMPLETE_TRACE = "complete_trace"
+    FINALIZE_RUN = "finalize_run"
+
+
+class AckOutcome(str, Enum):
+    """What ``add_ack`` did with an ack."""
+
+    RECORDED = "RECORDED"
+    """Recorded against a declared expectation, within its deadline."""
+    DUPLICATE = "DUPLICATE"
+    """An ack with this id was already recorded; nothing changed."""
+    DRIFT = "DRIFT"
+    """Recorded, but no expectation matches it (yet)."""
+    LATE = "LATE"
+    """Recorded after its expectation's deadline."""
+
+
+class ReconciliationStatus(str, Enum):
+    """Overall verdict on one run."""
+
+    COMPLETE = "COMPLETE"
+    INCOMPLETE = "INCOMPLETE"
+    STALE = "STALE"
+
+
+def _text(value: str) -> str:
+    """The plain string of a str-enum member or of a string."""
+    return value.value if isinstance(value, Enum) else value
+
+
+class AuditExpectation(msgspec.Struct, array_like=True, omit_defaults=True):
+    """Domain ``domain`` must perform ``action`` for ``run_id`` within ``deadline_ms``."""
+
+    run_id: uuid.UUID
+    domain: str
+    action: str
+    deadline_ms: int = 5000
+    id: uuid.UUID = msgspec.field(default_factory=uuid.uuid4)
+    status: AuditStatus = AuditStatus.PENDING
+    created_at: datetime = msgspec.field(default_factory=utc_now)
+    acked_at: datetime | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    late: bool = False
+    """Set by the store: the action was acked (or marked) after its deadline."""
+
+    def key(self) -> tuple[str, str]:
+        """The (domain, action) pair that identifies this expectation in its run."""
+        return (_text(self.domain), _text(self.action))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain builtins (strings for UUIDs, ISO 8601 for times), for JSON output."""
+        return _to_dict(self)
+
+
+class DomainAck(msgspec.Struct, array_like=True, omit_defaults=True):
+    """A worker's report that ``action`` of ``domain`` finished for ``run_id``."""
+
+    run_id: uuid.UUID
+    domain: str
+    action: str
+    id: uuid.UUID = msgspec.field(default_factory=uuid.uuid4)
+    status: AckStatus = AckStatus.SUCCESS
+    result_id: str | None = None
+    error: str | None = None
+    rolled_back: bool = False
+    rollback_reason: str | None = None
+    created_at: datetime = msgspec.field(default_factory=utc_now)
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    @property
+    def is_success(self) -> bool:
+        """True when the action succeeded and was not rolled back."""
+        return self.status == AckStatus.SUCCESS and not self.rolled_back
+
+    @property
+    def is_rolled_back(self) -> bool:
+        """True when the action was rolled back."""
+        return self.rolled_back or self.status == AckStatus.ROLLED_BACK
+
+    def key(self) -> tuple[str, str]:
+        """The (domain, action) pair of the expectation this ack answers."""
+        return (_text(self.domain), _text(self.action))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain builtins (strings for UUIDs, ISO 8601 for times), for JSON output."""
+        return _to_dict(self)
+
+
+ActionKey = tuple[str, str]
+
+
+class ReconciliationResult(msgspec.Struct, kw_only=True):
+    """The findings for one run: what is missing, drift, failed or stale."""
+
+    run_id: uuid.UUID
+    status: ReconciliationStatus
+    missing_actions: list[ActionKey] = msgspec.field(default_factory=list)
+    drift_actions: list[ActionKey] = msgspec.field(default_factory=list)
+    failed_actions: list[ActionKey] = msgspec.field(default_factory=list)
+    stale_run: bool = False
+    expectations_count: int = 0
+    acks_count: int = 0
+    reconciled_at: datetime = msgspec.field(default_factory=utc_now)
+
+    @property
+    def is_clean(self) -> bool:
+        """True when nothing is missing, drift, failed or stale."""
+        return not (
+            self.missing_actions or self.drift_actions or self.failed_actions or self.stale_run
+        )
+
+    @property
+    def has_missing(self) -> bool:
+        """True when at least one expected action was never acked."""
+        return bool(self.missing_actions)
+
+    @property
+    def has_drift(self) -> bool:
+        """True when at least one ack matched no expectation."""
+        return bool(self.drift_actions)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain builtins, for JSON output."""
+        return _to_dict(self)
+
+
+def _to_dict(obj: msgspec.Struct) -> dict[str, Any]:
+    """A Struct as a dict of JSON-ready builtins, keyed by field name."""
+    values = msgspec.to_builtins(obj, enc_hook=str)
+    if isinstance(values, list):
+        values = dict(zip(obj.__struct_fields__, values))
+    return dict(values)
+
+
+def create_run_expectations(
+    run_id: uuid.UUID, run_timeout_ms: int = 30000, grace_period_ms: int = 5000
+) -> list[AuditExpectation]:
+    """The four standard expectations of a run, the last a liveness check.
+
+    ``finalize_run`` is due after ``run_timeout_ms + grace_period_ms`` and carries
+    ``metadata["is_liveness_check"] = True``: when it is never acked the run is stale.
+    """
+    return [
+        AuditExpectation(run_id, AuditDomain.INCIDENTS, AuditAction.CREATE_INCIDENT, run_timeout_ms),
+        AuditExpectation(run_id, AuditDomain.POLICIES, AuditAction.EVALUATE_POLICY, run_timeout_ms),
+        AuditExpectation(run_id, AuditDomain.LOGS, AuditAction.START_TRACE, run_timeout_ms),
+        AuditExpectation(
+            run_id,
+            AuditDomain.ORCHESTRATOR,
+            AuditAction.FINALIZE_RUN,
+            run_timeout_ms + grace_period_ms,
+            metadata={"is_liveness_check": True},
+        ),
+    ]
+
+
+def create_domain_ack(
+    run_id: uuid.UUID,
+    domain: str,
+    action: str,
+    result_id: str | None = None,
+    error: str | None = None,
+    rolled_back: bool = False,
+    rollback_reason: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> DomainAck:
+    """An ack whose status follows from ``error`` and ``rolled_back``."""
+    if rolled_back:
+        status = AckStatus.ROLLED_BACK
+    elif error is not None:
+        status = AckStatus.FAILED
+    else:
+        status = AckStatus.SUCCESS
+    return DomainAck(
+        run_id,
+        domain,
+        action,
+        status=status,
+        result_id=result_id,
+        error=error,
+        rolled_back=rolled_back,
+        rollback_reason=rollback_reason,
+        metadata=metadata if metadata is not None else {},
+    )

@@ -1,0 +1,193 @@
+"""AuditStore: the synchronous store, on Redis or on the embedded default."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+from . import core
+from .core import RetryPolicy, ScriptCall, StoreCore
+from .durability import StoreDurabilityMode, _determine_durability_mode, redis_url_from_env
+from .embedded import create_embedded_client, is_embedded
+from .errors import RACStoreError, is_retryable, map_redis_error
+from .keys import KeySpace
+from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
+from .scripts import SCRIPT_NAMES, load_source
+
+
+class AuditStore:
+    """Expectations and acks of runs, kept in Redis by atomic Lua scripts.
+
+    With no ``redis_client`` the environment decides (see
+    :mod:`rac_store.durability`): ``RAC_REDIS_URL`` connects to Redis, and
+    otherwise, in ``AOS_MODE=local``, the same scripts run on an embedded
+    in-process server.
+    """
+
+    def __init__(
+        self,
+        redis_client: Any = None,
+        *,
+        prefix: str = "rac",
+        ttl_seconds: int = 3600,
+        shards: int = 16,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        mode = _determine_durability_mode(redis_client)
+        if redis_client is None:
+            url = redis_url_from_env()
+            redis_client = redis.Redis.from_url(url) if url else create_embedded_client()
+        self._client = redis_client
+        self._mode = mode
+        self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds)
+        self._retry = retry or RetryPolicy()
+        embedded = is_embedded(redis_client)
+        self._scripts: dict[str, Script] = {
+            name: redis_client.register_script(load_source(name).text(embedded))
+            for name in SCRIPT_NAMES
+        }
+        self._call(self._core.init_meta())
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> AuditStore:
+        """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``)."""
+        return cls(redis.Redis.from_url(url), **options)
+
+    # -- properties -------------------------------------------------------------------
+    @property
+    def durability_mode(self) -> StoreDurabilityMode:
+        """MEMORY (embedded, in-process) or REDIS."""
+        return self._mode
+
+    @property
+    def is_durable(self) -> bool:
+        """True when the data lives in a Redis server."""
+        return self._mode is StoreDurabilityMode.REDIS
+
+    @property
+    def client(self) -> Any:
+        """The Redis client the store uses (the embedded one in MEMORY mode)."""
+        return self._client
+
+    @property
+    def core(self) -> StoreCore:
+        """The sans-I/O core: key space, TTL and call builders."""
+        return self._core
+
+    # -- writes -----------------------------------------------------------------------
+    def add_expectations(
+        self, run_id: uuid.UUID | str, expectations: Iterable[AuditExpectation]
+    ) -> int:
+        """Declare expectations; returns how many were new (re-adding is a no-op)."""
+        return core.parse_count(self._call(self._core.add_expectations(run_id, expectations)))
+
+    def add_ack(self, run_id: uuid.UUID | str, ack: DomainAck) -> AckOutcome:
+        """Record one ack: recorded, duplicate, drift or late."""
+        return core.parse_outcomes(self._call(self._core.add_ack(run_id, ack)))[0]
+
+    def add_acks(self, run_id: uuid.UUID | str, acks: Iterable[DomainAck]) -> list[AckOutcome]:
+        """Record many acks of one run in one call; one outcome per ack, in order."""
+        return core.parse_outcomes(self._call(self._core.add_acks(run_id, acks)))
+
+    def update_expectation_status(
+        self, run_id: uuid.UUID | str, domain: str, action: str, status: AuditStatus | str
+    ) -> bool:
+        """Move an expectation to ``status``; False when it does not exist.
+
+        Raises InvalidTransitionError for a move the state machine forbids.
+        """
+        return bool(self._call(self._core.update_status(run_id, domain, action, status)))
+
+    def clear_run(self, run_id: uuid.UUID | str) -> bool:
+        """Delete all data of a run; True when there was any."""
+        return bool(self._call(self._core.clear_run(run_id)))
+
+    # -- reads ------------------------------------------------------------------------
+    def get_expectations(self, run_id: uuid.UUID | str) -> list[AuditExpectation]:
+        """The run's expectations with their current status."""
+        return core.parse_expectations(self._call(self._core.read_expectations(run_id)))
+
+    def get_acks(self, run_id: uuid.UUID | str) -> list[DomainAck]:
+        """The run's acks in arrival order (duplicates excluded)."""
+        key = self._core.acks_key(run_id)
+        return core.parse_acks(self._read("get_acks", lambda: self._client.lrange(key, 0, -1)))
+
+    def load_from_redis(self, run_id: uuid.UUID | str) -> bool:
+        """True when the store holds any data of the run."""
+        keys = self._core.existence_keys(run_id)
+        return bool(self._read("load_from_redis", lambda: self._client.exists(*keys)))
+
+    def get_pending_run_ids(
+        self, *, due_before: datetime | int | None = None, limit: int | None = None
+    ) -> list[str]:
+        """Runs with a PENDING expectation, earliest due first, from every shard.
+
+        ``due_before`` (aware datetime or epoch ms, server clock) keeps only runs
+        whose earliest deadline is at or before it.
+        """
+        queries = self._core.pending_queries(due_before, limit)
+
+        def read() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for q in queries:
+                pipe.zrangebyscore(
+                    q.key, "-inf", q.max_score, start=0 if q.limit is not None else None,
+                    num=q.limit, withscores=True,
+                )
+            return list(pipe.execute())
+
+        return core.merge_pending(self._read("get_pending_run_ids", read), limit)
+
+    def server_time_ms(self) -> int:
+        """The server's clock in epoch milliseconds (the clock deadlines use)."""
+        seconds, micros = self._read("server_time_ms", self._client.time)
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    # -- I/O --------------------------------------------------------------------------
+    def _call(self, call: ScriptCall) -> Any:
+        script = self._scripts[call.script]
+        return self._read(call.operation, lambda: script(call.keys, call.args, self._client))
+
+    def _read(self, operation: str, send: Any) -> Any:
+        """Run ``send`` with bounded retries on lost connections; map Redis errors."""
+        delays = self._retry.delays()
+        for attempt in range(len(delays) + 1):
+            try:
+                return send()
+            except redis.RedisError as exc:
+                if attempt < len(delays) and is_retryable(exc):
+                    time.sleep(delays[attempt])
+                    continue
+                raise map_redis_error(exc, operation) from exc
+        raise RACStoreError(f"{operation}: no attempt was made")  # pragma: no cover
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self._client.close()
+
+
+_store: AuditStore | None = None
+_store_lock = threading.Lock()
+
+
+def get_audit_store(redis_client: Any = None) -> AuditStore:
+    """The process-wide store, made on first call (``redis_client`` is used only then)."""
+    global _store
+    with _store_lock:
+        if _store is None:
+            _store = AuditStore(redis_client)
+        return _store
+
+
+def reset_audit_store() -> None:
+    """Forget the process-wide store (for tests, or after a fork)."""
+    global _store
+    with _store_lock:
+        _store = None

@@ -1,0 +1,130 @@
+"""Input checks, run before anything is sent to Redis.
+
+Every check raises :class:`~rac_store.errors.InvalidInputError` with a message
+that names the bad value; none of them touches the server.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from .errors import InvalidInputError
+from .models import AckStatus, AuditExpectation, AuditStatus, DomainAck
+
+MAX_NAME_BYTES = 128
+"""Longest domain or action, in UTF-8 bytes."""
+MAX_PAYLOAD_BYTES = 64 * 1024
+"""Largest encoded expectation or ack (metadata and texts included)."""
+MAX_DEADLINE_MS = 30 * 24 * 3600 * 1000
+"""Longest deadline: 30 days."""
+MAX_BATCH = 10_000
+"""Most expectations or acks in one call."""
+KEY_SEPARATOR = "|"
+
+
+def canonical_run_id(run_id: object) -> str:
+    """The lower-case hyphenated text of a run id given as UUID or string."""
+    if isinstance(run_id, uuid.UUID):
+        return str(run_id)
+    if isinstance(run_id, str):
+        try:
+            return str(uuid.UUID(run_id))
+        except ValueError:
+            pass
+    raise InvalidInputError(f"run_id must be a UUID, got {run_id!r:.80}")
+
+
+def _name(value: object, what: str) -> str:
+    text = value.value if isinstance(value, Enum) else value
+    if not isinstance(text, str):
+        raise InvalidInputError(f"{what} must be a string, got {type(value).__name__}")
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(f"{what} is not valid Unicode: {text!r:.80}") from exc
+    if size == 0 or size > MAX_NAME_BYTES:
+        raise InvalidInputError(f"{what} must be 1..{MAX_NAME_BYTES} UTF-8 bytes: {text!r:.80}")
+    if KEY_SEPARATOR in text or not text.isprintable():
+        raise InvalidInputError(
+            f"{what} must not contain {KEY_SEPARATOR!r} or control characters: {text!r:.80}"
+        )
+    return text
+
+
+def action_key(domain: object, action: object) -> str:
+    """The field name of an expectation in its run: ``"domain|action"``."""
+    return f"{_name(domain, 'domain')}{KEY_SEPARATOR}{_name(action, 'action')}"
+
+
+def _belongs(run_id: str, item_run_id: object, what: str) -> None:
+    if not isinstance(item_run_id, uuid.UUID):
+        raise InvalidInputError(f"{what}.run_id must be a UUID, got {item_run_id!r:.80}")
+    if str(item_run_id) != run_id:
+        raise InvalidInputError(f"{what}.run_id {item_run_id} is not the run {run_id}")
+
+
+def _common(item: AuditExpectation | DomainAck, what: str) -> None:
+    if not isinstance(item.id, uuid.UUID):
+        raise InvalidInputError(f"{what}.id must be a UUID, got {item.id!r:.80}")
+    if not isinstance(item.created_at, datetime) or item.created_at.tzinfo is None:
+        raise InvalidInputError(f"{what}.created_at must be a timezone-aware datetime")
+    if not isinstance(item.metadata, dict) or not all(isinstance(k, str) for k in item.metadata):
+        raise InvalidInputError(f"{what}.metadata must be a dict with string keys")
+
+
+def _optional_text(value: Any, what: str) -> None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidInputError(f"{what} must be a string or None, got {type(value).__name__}")
+
+
+def check_expectation(run_id: str, exp: object) -> str:
+    """Validate an expectation of ``run_id``; return its key."""
+    if not isinstance(exp, AuditExpectation):
+        raise InvalidInputError(f"expected an AuditExpectation, got {type(exp).__name__}")
+    _belongs(run_id, exp.run_id, "expectation")
+    deadline = exp.deadline_ms
+    if isinstance(deadline, bool) or not isinstance(deadline, int):
+        raise InvalidInputError(f"deadline_ms must be an int, got {deadline!r:.80}")
+    if not 0 <= deadline <= MAX_DEADLINE_MS:
+        raise InvalidInputError(f"deadline_ms must be in 0..{MAX_DEADLINE_MS}: {deadline}")
+    if exp.status not in AuditStatus.__members__.values():
+        raise InvalidInputError(f"expectation.status must be an AuditStatus: {exp.status!r:.80}")
+    _common(exp, "expectation")
+    return action_key(exp.domain, exp.action)
+
+
+def check_ack(run_id: str, ack: object) -> str:
+    """Validate an ack of ``run_id``; return the key of the expectation it answers."""
+    if not isinstance(ack, DomainAck):
+        raise InvalidInputError(f"expected a DomainAck, got {type(ack).__name__}")
+    _belongs(run_id, ack.run_id, "ack")
+    if ack.status not in AckStatus.__members__.values():
+        raise InvalidInputError(f"ack.status must be an AckStatus: {ack.status!r:.80}")
+    if not isinstance(ack.rolled_back, bool):
+        raise InvalidInputError("ack.rolled_back must be a bool")
+    _optional_text(ack.result_id, "ack.result_id")
+    _optional_text(ack.error, "ack.error")
+    _optional_text(ack.rollback_reason, "ack.rollback_reason")
+    _common(ack, "ack")
+    return action_key(ack.domain, ack.action)
+
+
+def check_batch(items: object, what: str) -> list[Any]:
+    """A list of at most MAX_BATCH items."""
+    if isinstance(items, str | bytes) or not hasattr(items, "__iter__"):
+        raise InvalidInputError(f"{what} must be a list, got {type(items).__name__}")
+    batch = list(items)  # type: ignore[call-overload]
+    if len(batch) > MAX_BATCH:
+        raise InvalidInputError(f"at most {MAX_BATCH} {what} per call, got {len(batch)}")
+    return batch
+
+
+def check_status(status: object) -> AuditStatus:
+    """An AuditStatus from a member or its value."""
+    try:
+        return AuditStatus(status)
+    except ValueError:
+        raise InvalidInputError(f"status must be an AuditStatus, got {status!r:.80}") from None
