@@ -27,7 +27,8 @@ def encode(item: Any) -> bytes:
         raise InvalidInputError(f"{type(item).__name__} cannot be encoded: {exc}") from exc
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise InvalidInputError(
-            f"encoded {type(item).__name__} is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}"
+            f"encoded {type(item).__name__} is {len(payload)} bytes;"
+            f" the limit is {MAX_PAYLOAD_BYTES}"
         )
     return payload
 

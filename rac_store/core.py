@@ -138,7 +138,9 @@ class StoreCore:
         """Move one expectation along the state machine."""
         run = canonical_run_id(run_id)
         args = (self._ttl_ms, run, action_key(domain, action), check_status(status).value)
-        return ScriptCall("update_status", self.keys.for_run(run), args, "update_expectation_status")
+        return ScriptCall(
+            "update_status", self.keys.for_run(run), args, "update_expectation_status"
+        )
 
     def clear_run(self, run_id: uuid.UUID | str) -> ScriptCall:
         """Delete every key of one run and its index entry."""
@@ -164,7 +166,9 @@ class StoreCore:
         self, due_before: datetime | int | None, limit: int | None
     ) -> list[PendingQuery]:
         """One range read per shard for ``get_pending_run_ids``."""
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
             raise InvalidInputError(f"limit must be a non-negative int: {limit!r}")
         max_score = "+inf" if due_before is None else str(_ms(due_before))
         return [PendingQuery(key, max_score, limit) for key in self.keys.all_pending()]
@@ -183,9 +187,9 @@ def parse_outcomes(reply: Sequence[int]) -> list[AckOutcome]:
 def parse_expectations(reply: Sequence[Sequence[bytes]]) -> list[AuditExpectation]:
     """Expectations with their current status, acked_at and late mark filled in."""
     stored, statuses = reply
-    status_of = dict(zip(statuses[::2], statuses[1::2]))
+    status_of = dict(zip(statuses[::2], statuses[1::2], strict=True))
     result = []
-    for field, payload in zip(stored[::2], stored[1::2]):
+    for field, payload in zip(stored[::2], stored[1::2], strict=True):
         exp = codec.decode_expectation(payload)
         record = status_of.get(field)
         if record is not None:
@@ -203,9 +207,7 @@ def parse_acks(reply: Sequence[bytes]) -> list[DomainAck]:
     return [codec.decode_ack(payload) for payload in reply]
 
 
-def merge_pending(
-    replies: Sequence[Sequence[tuple[bytes, float]]], limit: int | None
-) -> list[str]:
+def merge_pending(replies: Sequence[Sequence[tuple[bytes, float]]], limit: int | None) -> list[str]:
     """Run ids of every shard, earliest due first, cut at ``limit``."""
     merged: Iterable[tuple[bytes, float]] = heapq.merge(*replies, key=lambda pair: pair[1])
     ids = [member.decode() for member, _ in merged]

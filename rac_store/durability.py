@@ -3,7 +3,7 @@
 =====================================  ==================================
 Situation                              Mode
 =====================================  ==================================
-a Redis client is passed               REDIS
+a Redis client is passed               REDIS (MEMORY for a fakeredis one)
 ``RAC_REDIS_URL`` is set (and
 ``AUDIT_REDIS_ENABLED`` is not false)  REDIS, connected to that URL
 ``AOS_MODE`` test/prod and
@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from enum import Enum
 
+from .embedded import is_embedded
 from .errors import RACDurabilityError
 
 AOS_MODES = ("local", "test", "prod")
@@ -68,7 +69,12 @@ def _determine_durability_mode(redis_client: object) -> StoreDurabilityMode:
     Raises RACDurabilityError when AOS_MODE is test or prod, RAC is enabled and no
     Redis is configured.
     """
-    if redis_client is not None or redis_url_from_env() is not None:
+    if redis_client is not None:
+        # An explicit embedded client is an explicit choice (users' unit tests).
+        return (
+            StoreDurabilityMode.MEMORY if is_embedded(redis_client) else StoreDurabilityMode.REDIS
+        )
+    if redis_url_from_env() is not None:
         return StoreDurabilityMode.REDIS
     mode = aos_mode()
     if mode != "local" and env_flag("RAC_ENABLED", True):

@@ -182,7 +182,7 @@ def _to_dict(obj: msgspec.Struct) -> dict[str, Any]:
     """A Struct as a dict of JSON-ready builtins, keyed by field name."""
     values = msgspec.to_builtins(obj, enc_hook=str)
     if isinstance(values, list):
-        values = dict(zip(obj.__struct_fields__, values))
+        values = dict(zip(obj.__struct_fields__, values, strict=False))
     return dict(values)
 
 
@@ -195,7 +195,9 @@ def create_run_expectations(
     ``metadata["is_liveness_check"] = True``: when it is never acked the run is stale.
     """
     return [
-        AuditExpectation(run_id, AuditDomain.INCIDENTS, AuditAction.CREATE_INCIDENT, run_timeout_ms),
+        AuditExpectation(
+            run_id, AuditDomain.INCIDENTS, AuditAction.CREATE_INCIDENT, run_timeout_ms
+        ),
         AuditExpectation(run_id, AuditDomain.POLICIES, AuditAction.EVALUATE_POLICY, run_timeout_ms),
         AuditExpectation(run_id, AuditDomain.LOGS, AuditAction.START_TRACE, run_timeout_ms),
         AuditExpectation(

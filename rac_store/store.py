@@ -138,8 +138,12 @@ class AuditStore:
             pipe = self._client.pipeline(transaction=False)
             for q in queries:
                 pipe.zrangebyscore(
-                    q.key, "-inf", q.max_score, start=0 if q.limit is not None else None,
-                    num=q.limit, withscores=True,
+                    q.key,
+                    "-inf",
+                    q.max_score,
+                    start=0 if q.limit is not None else None,
+                    num=q.limit,
+                    withscores=True,
                 )
             return list(pipe.execute())
 

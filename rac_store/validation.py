@@ -7,6 +7,7 @@ that names the bad value; none of them touches the server.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -114,9 +115,9 @@ def check_ack(run_id: str, ack: object) -> str:
 
 def check_batch(items: object, what: str) -> list[Any]:
     """A list of at most MAX_BATCH items."""
-    if isinstance(items, str | bytes) or not hasattr(items, "__iter__"):
+    if isinstance(items, str | bytes) or not isinstance(items, Iterable):
         raise InvalidInputError(f"{what} must be a list, got {type(items).__name__}")
-    batch = list(items)  # type: ignore[call-overload]
+    batch = list(items)
     if len(batch) > MAX_BATCH:
         raise InvalidInputError(f"at most {MAX_BATCH} {what} per call, got {len(batch)}")
     return batch

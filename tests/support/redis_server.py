@@ -24,7 +24,9 @@ def redis_server_binary() -> str:
     """The redis-server on PATH; a clear failure when there is none."""
     path = shutil.which("redis-server")
     if path is None:
-        raise RuntimeError("redis-server is not installed: run .ci/run, or apt-get install redis-server")
+        raise RuntimeError(
+            "redis-server is not installed: run .ci/run, or apt-get install redis-server"
+        )
     return path
 
 
@@ -56,24 +58,37 @@ class RedisServer:
         """The command line that starts this server."""
         return [
             redis_server_binary(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.dir),
-            "--save", "",
-            "--appendonly", "no",
-            "--logfile", str(self.dir / "redis.log"),
-            "--enable-debug-command", "local",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.dir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--logfile",
+            str(self.dir / "redis.log"),
+            "--enable-debug-command",
+            "local",
             *self.extra_args,
         ]
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         """Start the server and wait until it answers PING."""
-        self.process = subprocess.Popen(self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode() if self.process.stderr else ""
-                log = (self.dir / "redis.log").read_text() if (self.dir / "redis.log").exists() else ""
+                log = (
+                    (self.dir / "redis.log").read_text()
+                    if (self.dir / "redis.log").exists()
+                    else ""
+                )
                 raise RuntimeError(f"redis-server exited: {err}{log[-2000:]}")
             with contextlib.suppress(redis.ConnectionError), self.client() as client:
                 if client.ping():
