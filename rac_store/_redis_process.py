@@ -1,0 +1,134 @@
+"""Start and stop private redis-server processes on free loopback ports.
+
+Used by the test suite and by ``rac-store bench``: neither ever uses a server
+somebody else left running (nor port 6379). Each server here lives in its own
+temporary directory and is shut down by its owner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import redis
+
+RESERVED_PORTS = {6379}
+
+
+def redis_server_binary() -> str:
+    """The redis-server on PATH; a clear failure when there is none."""
+    path = shutil.which("redis-server")
+    if path is None:
+        raise RuntimeError(
+            "redis-server is not installed: run .ci/run, or apt-get install redis-server"
+        )
+    return path
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now (never 6379)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in RESERVED_PORTS and port < 55000:  # cluster bus uses port + 10000
+            return port
+
+
+class RedisServer:
+    """One redis-server process with its own directory and port."""
+
+    def __init__(self, extra_args: Sequence[str] = (), port: int | None = None) -> None:
+        self.extra_args = list(extra_args)
+        self.port = port or free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="rac-redis-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The redis:// URL of this server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def args(self) -> list[str]:
+        """The command line that starts this server."""
+        return [
+            redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.dir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--logfile",
+            str(self.dir / "redis.log"),
+            "--enable-debug-command",
+            "local",
+            *self.extra_args,
+        ]
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        """Start the server and wait until it answers PING."""
+        self.process = subprocess.Popen(
+            self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode() if self.process.stderr else ""
+                log = (
+                    (self.dir / "redis.log").read_text()
+                    if (self.dir / "redis.log").exists()
+                    else ""
+                )
+                raise RuntimeError(f"redis-server exited: {err}{log[-2000:]}")
+            with contextlib.suppress(redis.ConnectionError), self.client() as client:
+                if client.ping():
+                    return self
+            time.sleep(0.05)
+        raise RuntimeError(f"redis-server on port {self.port} did not answer within {timeout}s")
+
+    def client(self, **options: object) -> redis.Redis:
+        """A new client of this server."""
+        return redis.Redis(host="127.0.0.1", port=self.port, **options)  # type: ignore[arg-type]
+
+    def kill(self) -> None:
+        """SIGKILL the server (no shutdown, no final fsync)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        """Shut the server down and wait for it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.process is not None and self.process.stderr:
+            self.process.stderr.close()
+
+    def cleanup(self) -> None:
+        """Stop the server and remove its directory."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_redis(extra_args: Sequence[str] = ()) -> Iterator[RedisServer]:
+    """A started server, cleaned up on exit."""
+    server = RedisServer(extra_args)
+    try:
+        yield server.start()
+    finally:
+        server.cleanup()
