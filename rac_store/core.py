@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import codec
 from .errors import InvalidInputError
@@ -33,9 +33,12 @@ Arg = str | bytes | int
 _OUTCOMES = (AckOutcome.RECORDED, AckOutcome.DUPLICATE, AckOutcome.DRIFT, AckOutcome.LATE)
 
 
-@dataclass(frozen=True, slots=True)
-class ScriptCall:
-    """One script invocation: which script, its KEYS and ARGV, and a name for errors."""
+class ScriptCall(NamedTuple):
+    """One script invocation: which script, its KEYS and ARGV, and a name for errors.
+
+    A named tuple rather than a dataclass: one is built per ack on the hot path,
+    and a tuple is the cheapest immutable record Python makes.
+    """
 
     script: str
     keys: Sequence[str]
@@ -182,6 +185,11 @@ def _ok(ack: DomainAck) -> str:
 def parse_outcomes(reply: Sequence[int]) -> list[AckOutcome]:
     """The outcome of each ack of an ``add_acks`` call."""
     return [_OUTCOMES[code] for code in reply]
+
+
+def parse_outcome(reply: Sequence[int]) -> AckOutcome:
+    """The outcome of a single-ack call (``add_ack``)."""
+    return _OUTCOMES[reply[0]]
 
 
 def parse_expectations(reply: Sequence[Sequence[bytes]]) -> list[AuditExpectation]:

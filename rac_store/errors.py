@@ -69,6 +69,11 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, RETRYABLE_ERRORS) and not isinstance(exc, rexc.AuthenticationError)
 
 
+def is_noscript(exc: BaseException) -> bool:
+    """True when the server does not know the script (cache flushed, restart, failover)."""
+    return isinstance(exc, rexc.NoScriptError)
+
+
 def _error_code(message: str) -> str:
     """The leading code of a Redis error text ("OOM command not allowed" -> "OOM")."""
     # Redis wraps script errors as "Error running script ...: @user_script:...: CODE text"

@@ -8,8 +8,9 @@ blanked (kept as a comment, so line numbers in errors still match).
 
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from importlib.abc import Traversable
@@ -27,6 +28,11 @@ SCRIPT_NAMES = (
 _INCLUDE = re.compile(r'^-- @include "([a-z_]+)"\s*$', re.MULTILINE)
 
 
+def sha1_hex(text: str) -> str:
+    """The SHA1 digest Redis files a script under (EVALSHA's first argument)."""
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class ScriptSource:
     """One script's text for a real Redis server and for the embedded one."""
@@ -34,10 +40,33 @@ class ScriptSource:
     name: str
     server_text: str
     embedded_text: str
+    server_sha: str = field(init=False)
+    embedded_sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "server_sha", sha1_hex(self.server_text))
+        object.__setattr__(self, "embedded_sha", sha1_hex(self.embedded_text))
 
     def text(self, embedded: bool) -> str:
         """The variant for the embedded backend or for a real server."""
         return self.embedded_text if embedded else self.server_text
+
+    def sha(self, embedded: bool) -> str:
+        """The SHA1 of :meth:`text` (what EVALSHA names)."""
+        return self.embedded_sha if embedded else self.server_sha
+
+    def for_backend(self, embedded: bool) -> LoadedScript:
+        """The text and SHA a store on this backend sends."""
+        return LoadedScript(self.name, self.text(embedded), self.sha(embedded))
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedScript:
+    """What a store runs: EVALSHA ``sha``, and SCRIPT LOAD ``text`` after a NOSCRIPT."""
+
+    name: str
+    text: str
+    sha: str
 
 
 def lua_dir() -> Traversable:

@@ -10,16 +10,15 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from redis.commands.core import Script
 
 from . import core
 from .core import RetryPolicy, ScriptCall, StoreCore
 from .durability import StoreDurabilityMode, _determine_durability_mode, redis_url_from_env
 from .embedded import create_embedded_client, is_embedded
-from .errors import RACStoreError, is_retryable, map_redis_error
+from .errors import RACStoreError, is_noscript, is_retryable, map_redis_error
 from .keys import KeySpace
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
-from .scripts import SCRIPT_NAMES, load_source
+from .scripts import SCRIPT_NAMES, LoadedScript, load_source
 
 
 class AuditStore:
@@ -48,10 +47,10 @@ class AuditStore:
         self._mode = mode
         self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds)
         self._retry = retry or RetryPolicy()
+        self._delays = self._retry.delays()
         embedded = is_embedded(redis_client)
-        self._scripts: dict[str, Script] = {
-            name: redis_client.register_script(load_source(name).text(embedded))
-            for name in SCRIPT_NAMES
+        self._scripts: dict[str, LoadedScript] = {
+            name: load_source(name).for_backend(embedded) for name in SCRIPT_NAMES
         }
         self._call(self._core.init_meta())
 
@@ -89,8 +88,8 @@ class AuditStore:
         return core.parse_count(self._call(self._core.add_expectations(run_id, expectations)))
 
     def add_ack(self, run_id: uuid.UUID | str, ack: DomainAck) -> AckOutcome:
-        """Record one ack: recorded, duplicate, drift or late."""
-        return core.parse_outcomes(self._call(self._core.add_ack(run_id, ack)))[0]
+        """Record one ack: recorded, duplicate, drift or late (one EVALSHA)."""
+        return core.parse_outcome(self._call(self._core.add_ack(run_id, ack)))
 
     def add_acks(self, run_id: uuid.UUID | str, acks: Iterable[DomainAck]) -> list[AckOutcome]:
         """Record many acks of one run in one call; one outcome per ack, in order."""
@@ -156,12 +155,37 @@ class AuditStore:
 
     # -- I/O --------------------------------------------------------------------------
     def _call(self, call: ScriptCall) -> Any:
+        """One EVALSHA; the slow path (reload, retry, map the error) only after a failure."""
         script = self._scripts[call.script]
-        return self._read(call.operation, lambda: script(call.keys, call.args, self._client))
+        try:
+            return self._client.evalsha(script.sha, len(call.keys), *call.keys, *call.args)
+        except redis.RedisError as exc:
+            return self._call_again(script, call, exc)
+
+    def _call_again(self, script: LoadedScript, call: ScriptCall, exc: redis.RedisError) -> Any:
+        """Recover from a failed EVALSHA within the retry budget, or raise the mapped error.
+
+        NOSCRIPT (cache flushed, server restarted, failover) loads the script and
+        sends again at once; a lost connection or a timeout backs off first. Both
+        are safe because every script is idempotent.
+        """
+        for delay in self._delays:
+            missing = is_noscript(exc)
+            if not missing and not is_retryable(exc):
+                break
+            if not missing:
+                time.sleep(delay)
+            try:
+                if missing:
+                    self._client.script_load(script.text)
+                return self._client.evalsha(script.sha, len(call.keys), *call.keys, *call.args)
+            except redis.RedisError as again:
+                exc = again
+        raise map_redis_error(exc, call.operation) from exc
 
     def _read(self, operation: str, send: Any) -> Any:
         """Run ``send`` with bounded retries on lost connections; map Redis errors."""
-        delays = self._retry.delays()
+        delays = self._delays
         for attempt in range(len(delays) + 1):
             try:
                 return send()

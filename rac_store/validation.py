@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 from .errors import InvalidInputError
@@ -29,13 +30,23 @@ KEY_SEPARATOR = "|"
 def canonical_run_id(run_id: object) -> str:
     """The lower-case hyphenated text of a run id given as UUID or string."""
     if isinstance(run_id, uuid.UUID):
-        return str(run_id)
+        return _uuid_text(run_id)
     if isinstance(run_id, str):
-        try:
-            return str(uuid.UUID(run_id))
-        except ValueError:
-            pass
+        return _canonical_text(run_id)
     raise InvalidInputError(f"run_id must be a UUID, got {run_id!r:.80}")
+
+
+# Formatting or parsing a UUID costs more than all other checks of an ack together,
+# and a worker acks the same few runs over and over: remember the recent ones.
+_uuid_text = lru_cache(maxsize=4096)(uuid.UUID.__str__)
+
+
+@lru_cache(maxsize=4096)
+def _canonical_text(run_id: str) -> str:
+    try:
+        return _uuid_text(uuid.UUID(run_id))
+    except ValueError:
+        raise InvalidInputError(f"run_id must be a UUID, got {run_id!r:.80}") from None
 
 
 def _name(value: object, what: str) -> str:
@@ -57,13 +68,24 @@ def _name(value: object, what: str) -> str:
 
 def action_key(domain: object, action: object) -> str:
     """The field name of an expectation in its run: ``"domain|action"``."""
+    try:
+        return _cached_action_key(domain, action)
+    except TypeError:  # unhashable: not a name at all; let the full check say why
+        return _action_key(domain, action)
+
+
+def _action_key(domain: object, action: object) -> str:
     return f"{_name(domain, 'domain')}{KEY_SEPARATOR}{_name(action, 'action')}"
+
+
+_cached_action_key = lru_cache(maxsize=1024)(_action_key)
+"""Workers ack the same few (domain, action) pairs over and over; a valid pair is checked once."""
 
 
 def _belongs(run_id: str, item_run_id: object, what: str) -> None:
     if not isinstance(item_run_id, uuid.UUID):
         raise InvalidInputError(f"{what}.run_id must be a UUID, got {item_run_id!r:.80}")
-    if str(item_run_id) != run_id:
+    if _uuid_text(item_run_id) != run_id:
         raise InvalidInputError(f"{what}.run_id {item_run_id} is not the run {run_id}")
 
 
@@ -72,7 +94,10 @@ def _common(item: AuditExpectation | DomainAck, what: str) -> None:
         raise InvalidInputError(f"{what}.id must be a UUID, got {item.id!r:.80}")
     if not isinstance(item.created_at, datetime) or item.created_at.tzinfo is None:
         raise InvalidInputError(f"{what}.created_at must be a timezone-aware datetime")
-    if not isinstance(item.metadata, dict) or not all(isinstance(k, str) for k in item.metadata):
+    metadata = item.metadata
+    if not isinstance(metadata, dict) or (
+        metadata and not all(isinstance(k, str) for k in metadata)
+    ):
         raise InvalidInputError(f"{what}.metadata must be a dict with string keys")
 
 
@@ -102,15 +127,27 @@ def check_ack(run_id: str, ack: object) -> str:
     if not isinstance(ack, DomainAck):
         raise InvalidInputError(f"expected a DomainAck, got {type(ack).__name__}")
     _belongs(run_id, ack.run_id, "ack")
-    if ack.status not in AckStatus.__members__.values():
+    if not _is_ack_status(ack.status):
         raise InvalidInputError(f"ack.status must be an AckStatus: {ack.status!r:.80}")
     if not isinstance(ack.rolled_back, bool):
         raise InvalidInputError("ack.rolled_back must be a bool")
-    _optional_text(ack.result_id, "ack.result_id")
-    _optional_text(ack.error, "ack.error")
-    _optional_text(ack.rollback_reason, "ack.rollback_reason")
+    if not (ack.result_id is None and ack.error is None and ack.rollback_reason is None):
+        _optional_text(ack.result_id, "ack.result_id")
+        _optional_text(ack.error, "ack.error")
+        _optional_text(ack.rollback_reason, "ack.rollback_reason")
     _common(ack, "ack")
     return action_key(ack.domain, ack.action)
+
+
+_ACK_STATUSES = frozenset(AckStatus.__members__.values())
+
+
+def _is_ack_status(status: object) -> bool:
+    """An AckStatus member or its value (``"SUCCESS"`` == ``AckStatus.SUCCESS``)."""
+    try:
+        return status in _ACK_STATUSES
+    except TypeError:  # unhashable
+        return False
 
 
 def check_batch(items: object, what: str) -> list[Any]:
