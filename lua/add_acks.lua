@@ -11,7 +11,10 @@
     MISSING                -> ACKED / FAILED, late
     FAILED and ok          -> ACKED (a successful retry), late mark kept
     ACKED, or FAILED again -> unchanged (the ack is still kept)
-  A run with no PENDING expectation left leaves the pending index.
+  A run with no PENDING expectation left leaves the pending index. The run's
+  five keys get ttl_ms again whenever the acks list has less than
+  ttl_ms - ttl_ms/16 left (or no TTL yet), so every key always has at least
+  15/16 of ttl_ms to live after an ack, for one PTTL instead of five PEXPIREs.
 
   KEYS[1]  P:{s}:pending  zset  run_id -> earliest PENDING due (ms)
   then five keys per run r (r = 1 .. R), at KEYS[2 + 5(r-1)] onwards:
@@ -62,16 +65,21 @@ if at ~= #ARGV + 1 then return redis.error_reply('RAC_BADARG argument count') en
 
 local now = now_ms()
 local outcomes = {}
+-- Per run: payloads to append and due members to remove, each written by one
+-- variadic command after the run's acks; the earliest due time removed.
+local payloads, removed, earliest_removed
 
 local function apply(k, ack_id, key, ok, payload)
   local st_key, due_key = KEYS[k + 1], KEYS[k + 2]
   if redis.call('HSETNX', KEYS[k + 4], ack_id, '1') == 0 then
     return DUPLICATE, false
   end
-  redis.call('RPUSH', KEYS[k + 3], payload)
+  payloads[#payloads + 1] = payload
   local target = (ok == '1') and 'ACKED' or 'FAILED'
-  local expected = redis.call('HEXISTS', KEYS[k], key) == 1
   local record = redis.call('HGET', st_key, key)
+  -- only add_expectations writes PENDING, beside the expectation: no need to look
+  local expected = (record and string.sub(record, 1, 8) == 'PENDING|')
+    or redis.call('HEXISTS', KEYS[k], key) == 1
   local outcome, left_due = RECORDED, false
   if not record then
     redis.call('HSET', st_key, key, status_record(target, now, 0))
@@ -79,7 +87,9 @@ local function apply(k, ack_id, key, ok, payload)
     local status, acked_at, late = parse_status(record)
     if status == 'PENDING' then
       local due = tonumber(redis.call('ZSCORE', due_key, key))
-      redis.call('ZREM', due_key, key)
+      removed[#removed + 1] = key
+      -- a PENDING key missing from the due set makes the index be rewritten
+      earliest_removed = math.min(earliest_removed, due or -math.huge)
       left_due = true
       late = (due ~= nil and now > due) and 1 or 0
       redis.call('HSET', st_key, key, status_record(target, now, late))
@@ -95,19 +105,48 @@ local function apply(k, ack_id, key, ok, payload)
   return outcome, left_due
 end
 
+local unpack = unpack or table.unpack
+
+-- One variadic command per 1000 items (Lua 5.1's unpack is bounded by its C stack).
+local function call_chunked(command, key, items)
+  for i = 1, #items, 1000 do
+    redis.call(command, key, unpack(items, i, math.min(i + 999, #items)))
+  end
+end
+
+-- reindex_run after removals: the run's index score is its earliest PENDING due,
+-- so when everything removed was due no earlier than the earliest one left, the
+-- score stands and is not rewritten. Returns true when no PENDING is left.
+local function reindex_after_removal(pending_key, due_key, run_id, earliest)
+  local first = redis.call('ZRANGE', due_key, 0, 0, 'WITHSCORES')
+  if not first[1] then
+    redis.call('ZREM', pending_key, run_id)
+    return true
+  end
+  if tonumber(first[2]) > earliest then redis.call('ZADD', pending_key, first[2], run_id) end
+  return false
+end
+
 at = 3
 for r = 1, runs do
   local k = 2 + 5 * (r - 1)
   local run_id, m = ARGV[at], whole(ARGV[at + 1])
   at = at + 2
   local reindex = false
+  payloads, removed, earliest_removed = {}, {}, math.huge
   for j = 1, m do
     local outcome, left_due = apply(k, ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3])
     outcomes[#outcomes + 1] = outcome
     reindex = reindex or left_due
     at = at + 4
   end
-  if reindex then reindex_run(KEYS[1], KEYS[k + 2], run_id) end
-  refresh_ttl(k, 5, ttl_ms)
+  call_chunked('RPUSH', KEYS[k + 3], payloads)
+  call_chunked('ZREM', KEYS[k + 2], removed)
+  if reindex then reindex_after_removal(KEYS[1], KEYS[k + 2], run_id, earliest_removed) end
+  -- Every recorded ack writes the acks list, so a list this call created has no
+  -- TTL yet (PTTL -1) and gets one here, with the run's other keys.
+  if redis.call('PTTL', KEYS[k + 3]) < ttl_ms - math.floor(ttl_ms / 16) then
+    refresh_ttl(k, 5, ttl_ms)
+  end
 end
 return outcomes
