@@ -1,0 +1,412 @@
+"""The figures of issue 3, each measured side by side and returned as ratios."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from rac_store import AuditStore, create_domain_ack
+
+from .context import BATCH, DUE_RUNS, FLAT_PREFILL, MEMORY_ACKS, WORKERS, Bench
+from .gang import Gang, Task
+from .measure import interleaved, percentile, rate, time_each, time_repeat
+from .report import Count, Figure, Goal
+from .workload import PendingAck, ack_for, chunks, declare, expectations_for, pending_acks
+
+AT_MOST_110 = Goal("<=", 1.10)
+
+
+def _send(store: AuditStore) -> Any:
+    return lambda item: store.add_ack(item.run_id, item.ack)
+
+
+def _p(samples: list[float], q: float = 0.5) -> float:
+    return percentile(samples, q)
+
+
+def latency(bench: Bench) -> list[Figure]:
+    """add_ack against PING on the same connection, in interleaved blocks (p50, p99)."""
+    sizes = bench.sizes
+    store = bench.store("lat")
+    client = store.client
+    n, blocks = sizes.latency_block, sizes.latency_blocks
+    acks = pending_acks(store, n * blocks + n)
+    for item in acks[:n]:  # warm up: script loaded, connection open, caches filled
+        store.add_ack(item.run_id, item.ack)
+        client.ping()
+    acks = acks[n:]
+    # the floor of any script-based design: an empty script with the same KEYS and ARGV
+    floor_sha = client.script_load("return {0}")
+    probe = store.core.add_ack(acks[0].run_id, ack_for(uuid.UUID(acks[0].run_id), 10**6))
+    floor_argv = (len(probe.keys), *probe.keys, *probe.args)
+    send = _send(store)
+    ping, ack, floor = interleaved(
+        blocks,
+        [
+            lambda b: time_repeat(client.ping, n),
+            lambda b: time_each(send, acks[b * n : (b + 1) * n]),
+            lambda b: time_repeat(lambda: client.evalsha(floor_sha, *floor_argv), n),
+        ],
+    )
+    detail = {"samples_each": len(ping), "ping_p50_us": _p(ping), "add_ack_p50_us": _p(ack)}
+    return [
+        Figure(
+            "latency_p50",
+            "add_ack p50 / PING p50 (same connection)",
+            _p(ack),
+            _p(ping),
+            "us",
+            AT_MOST_110,
+            detail,
+        ),
+        Figure(
+            "latency_p99",
+            "add_ack p99 / PING p99 (same connection)",
+            _p(ack, 0.99),
+            _p(ping, 0.99),
+            "us",
+            AT_MOST_110,
+            {"samples_each": len(ping)},
+        ),
+        Figure(
+            "script_floor_p50",
+            "  floor: empty script, same KEYS/ARGV, p50 / PING p50",
+            _p(floor),
+            _p(ping),
+            "us",
+            None,
+        ),
+    ]
+
+
+def flat_cost(bench: Bench) -> list[Figure]:
+    """add_ack p50 in a run holding 10,000 acks over fresh runs; the same for the baseline."""
+    sizes = bench.sizes
+    store = bench.store("flat")
+    big = uuid.uuid4()
+    declare(store, big, 0, FLAT_PREFILL + sizes.flat_acks)
+    for start in range(0, FLAT_PREFILL, BATCH):
+        store.add_acks(big, [ack_for(big, i) for i in range(start, start + BATCH)])
+    big_acks = [
+        PendingAck(str(big), ack_for(big, FLAT_PREFILL + i)) for i in range(sizes.flat_acks)
+    ]
+    fresh_acks = pending_acks(store, sizes.flat_acks, per_run=10)
+    blocks = min(10, sizes.flat_acks)
+    per = sizes.flat_acks // blocks
+    send = _send(store)
+    full, fresh = interleaved(
+        blocks,
+        [
+            lambda b: time_each(send, big_acks[b * per : (b + 1) * per]),
+            lambda b: time_each(send, fresh_acks[b * per : (b + 1) * per]),
+        ],
+    )
+    ours = Figure(
+        "flat_cost",
+        f"add_ack p50, run with {FLAT_PREFILL:,} acks / fresh run",
+        _p(full),
+        _p(fresh),
+        "us",
+        AT_MOST_110,
+        {"samples_each": len(full)},
+    )
+
+    legacy = bench.legacy("flat")
+    old_big = uuid.uuid4()
+    legacy.preload(old_big, [ack_for(old_big, i) for i in range(FLAT_PREFILL)])
+    count = sizes.flat_legacy_acks
+    old_full_acks = [
+        PendingAck(str(old_big), ack_for(old_big, FLAT_PREFILL + i)) for i in range(count)
+    ]
+    old_fresh_acks = pending_acks(None, count, per_run=10)
+    lblocks = min(4, count)
+    lper = max(1, count // lblocks)
+    old_send = lambda item: legacy.add_ack(item.run_id, item.ack)  # noqa: E731
+    old_full, old_fresh = interleaved(
+        lblocks,
+        [
+            lambda b: time_each(old_send, old_full_acks[b * lper : (b + 1) * lper]),
+            lambda b: time_each(old_send, old_fresh_acks[b * lper : (b + 1) * lper]),
+        ],
+    )
+    old = Figure(
+        "flat_cost_baseline",
+        "  baseline: same ratio (whole JSON list rewritten)",
+        _p(old_full),
+        _p(old_fresh),
+        "us",
+        None,
+        {"samples_each": len(old_full)},
+    )
+    return [ours, old]
+
+
+def _worker_runs(store: AuditStore, count: int, per_run: int = 50) -> tuple[str, ...]:
+    runs = []
+    for _ in range(max(1, count // per_run)):
+        run = uuid.uuid4()
+        declare(store, run, 0, per_run)
+        runs.append(str(run))
+    return tuple(runs)
+
+
+def throughput(bench: Bench, gang: Gang) -> list[Figure]:
+    """8 processes: add_ack/s over raw redis-py SET/s, rounds alternating which goes first."""
+    sizes = bench.sizes
+    store = bench.store("tput")
+    prefix = store.core.keys.prefix
+    per_worker = max(50, sizes.throughput_acks // 50 * 50)
+    totals = {"ours": [0.0, 0], "set": [0.0, 0]}
+    for round_ in range(sizes.throughput_rounds):
+        order = ("set", "ours") if round_ % 2 == 0 else ("ours", "set")
+        for kind in order:
+            tasks = [
+                Task(
+                    kind,
+                    bench.url,
+                    prefix,
+                    _worker_runs(store, per_worker) if kind == "ours" else (),
+                    per_worker,
+                    w,
+                )
+                for w in range(WORKERS)
+            ]
+            span, done = gang.run(tasks)
+            totals[kind][0] += span
+            totals[kind][1] += int(done)
+    ours = rate(int(totals["ours"][1]), totals["ours"][0])
+    ref = rate(int(totals["set"][1]), totals["set"][0])
+    detail = {"operations_each": totals["ours"][1], "rounds": sizes.throughput_rounds}
+    return [
+        Figure(
+            "throughput_8p",
+            f"{WORKERS} processes: add_ack/s / redis-py SET/s",
+            ours,
+            ref,
+            "ops/s",
+            Goal(">=", 0.90),
+            detail,
+        )
+    ]
+
+
+def batch(bench: Bench) -> list[Figure]:
+    """add_acks in batches of 100 over single add_ack, acks/s, rounds alternating."""
+    sizes = bench.sizes
+    store = bench.store("batch")
+    per_round = max(BATCH, sizes.batch_acks // sizes.batch_rounds // BATCH * BATCH)
+    singles = pending_acks(store, per_round * sizes.batch_rounds, per_run=BATCH)
+    batched = pending_acks(store, per_round * sizes.batch_rounds, per_run=BATCH)
+    send = _send(store)
+
+    def single_round(r: int) -> list[float]:
+        return [sum(time_each(send, singles[r * per_round : (r + 1) * per_round]))]
+
+    def batch_round(r: int) -> list[float]:
+        items = batched[r * per_round : (r + 1) * per_round]
+        return [
+            sum(
+                time_each(
+                    lambda c: store.add_acks(c[0].run_id, [i.ack for i in c]),
+                    list(chunks(items, BATCH)),
+                )
+            )
+        ]
+
+    one, many = interleaved(sizes.batch_rounds, [single_round, batch_round])
+    count = per_round * sizes.batch_rounds
+    ours = rate(count, sum(many) / 1e6)
+    ref = rate(count, sum(one) / 1e6)
+    return [
+        Figure(
+            "batch",
+            f"add_acks, batches of {BATCH}: acks/s / single add_ack acks/s",
+            ours,
+            ref,
+            "ops/s",
+            Goal(">=", 10),
+            {"acks_each": count},
+        )
+    ]
+
+
+def _run_bytes(store: AuditStore, run: uuid.UUID) -> dict[str, int]:
+    """MEMORY USAGE of each existing key of a run, and of its pending-index entry."""
+    client = store.client
+    keys = store.core.keys.for_run(str(run))
+    sizes = {}
+    for key in keys.run_keys:
+        usage = client.memory_usage(key, samples=0)
+        if usage is not None:
+            sizes[key.split(":")[2]] = int(usage)
+    index = keys.pending
+    score = client.zscore(index, str(run))
+    if score is not None:  # the entry's share: the index with it minus without it
+        with_entry = int(client.memory_usage(index, samples=0) or 0)
+        client.zrem(index, str(run))
+        without = int(client.memory_usage(index, samples=0) or 0)
+        client.zadd(index, {str(run): score})
+        sizes["pending_index_entry"] = with_entry - without
+    return sizes
+
+
+def memory(bench: Bench) -> list[Figure]:
+    """Bytes per ack of a run of 100 acks, every key counted, over the baseline's JSON list."""
+    store, legacy = bench.store("mem"), bench.legacy("mem")
+    client = store.client
+    run = uuid.uuid4()
+    acks = [create_domain_ack(run, "bench", f"action_{i}") for i in range(MEMORY_ACKS)]
+    for ack in acks:
+        store.add_ack(run, ack)
+        legacy.add_ack(run, ack)
+    ours = _run_bytes(store, run)
+    theirs = int(client.memory_usage(legacy.acks_key(run), samples=0) or 0)
+    fig = Figure(
+        "memory",
+        f"bytes per ack, run of {MEMORY_ACKS} acks / baseline JSON list",
+        sum(ours.values()) / MEMORY_ACKS,
+        theirs / MEMORY_ACKS,
+        "B",
+        Goal("<=", 0.5),
+        {"ours_keys": ours, "baseline_bytes": theirs},
+    )
+
+    declared = uuid.uuid4()
+    exps = expectations_for(declared, 0, MEMORY_ACKS)
+    store.add_expectations(declared, exps)
+    legacy.add_expectations(declared, exps)
+    for i in range(MEMORY_ACKS):
+        ack = ack_for(declared, i)
+        store.add_ack(declared, ack)
+        legacy.add_ack(declared, ack)
+    ours_all = _run_bytes(store, declared)
+    theirs_all = sum(
+        int(client.memory_usage(key, samples=0) or 0)
+        for key in (legacy.acks_key(declared), legacy.expectations_key(declared))
+    )
+    both = Figure(
+        "memory_with_expectations",
+        "  same, run of 100 expectations + 100 acks, both sides",
+        sum(ours_all.values()) / MEMORY_ACKS,
+        theirs_all / MEMORY_ACKS,
+        "B",
+        None,
+        {"ours_keys": ours_all, "baseline_bytes": theirs_all},
+    )
+    return [fig, both]
+
+
+def _fill_index(store: AuditStore, due: int, later: int, now_ms: int) -> set[str]:
+    """Put ``due`` runs due an hour ago and ``later`` runs due in an hour into the index."""
+    client = store.client
+    due_ids: set[str] = set()
+    pipe = client.pipeline(transaction=False)
+    pending: dict[str, dict[str, int]] = {}
+    for i in range(due + later):
+        run = str(uuid.uuid4())
+        if i < due:
+            due_ids.add(run)
+            score = now_ms - 3_600_000 + i
+        else:
+            score = now_ms + 3_600_000 + i
+        key = store.core.keys.for_run(run).pending
+        pending.setdefault(key, {})[run] = score
+        if len(pending[key]) >= 10_000:
+            pipe.zadd(key, pending.pop(key))
+            pipe.execute()
+    for key, members in pending.items():
+        pipe.zadd(key, members)
+    pipe.execute()
+    return due_ids
+
+
+def pending_index(bench: Bench) -> list[Figure]:
+    """Listing the 1,000 due runs among N pending over among 1,000 pending (interleaved)."""
+    sizes = bench.sizes
+    small, large = bench.store("idxs"), bench.store("idxl")
+    now = small.server_time_ms()
+    small_due = _fill_index(small, DUE_RUNS, 0, now)
+    large_due = _fill_index(large, DUE_RUNS, sizes.index_pending - DUE_RUNS, now)
+    for store, expected in ((small, small_due), (large, large_due)):
+        listed = store.get_pending_run_ids(due_before=now, limit=DUE_RUNS)
+        if set(listed) != expected:
+            raise RuntimeError("the pending index listed the wrong runs")
+
+    def listing(store: AuditStore) -> Any:
+        return lambda b: time_repeat(
+            lambda: store.get_pending_run_ids(due_before=now, limit=DUE_RUNS), 1
+        )
+
+    big, few = interleaved(sizes.index_rounds, [listing(large), listing(small)])
+    return [
+        Figure(
+            "pending_index",
+            f"list {DUE_RUNS:,} due runs among {sizes.index_pending:,} / among {DUE_RUNS:,}",
+            _p(big),
+            _p(few),
+            "us",
+            Goal("<=", 5),
+            {"rounds": sizes.index_rounds},
+        )
+    ]
+
+
+def lost_acks(bench: Bench, gang: Gang) -> list[Count]:
+    """8 processes x N acks into shared runs: acks missing afterwards, ours and the baseline's."""
+    count = bench.sizes.lost_acks
+    store, legacy = bench.store("lost"), bench.legacy("lost")
+    runs = tuple(str(uuid.uuid4()) for _ in range(WORKERS))
+    sent = WORKERS * count
+    gang.run(
+        [
+            Task("ours_shared", bench.url, store.core.keys.prefix, runs, count, w)
+            for w in range(WORKERS)
+        ]
+    )
+    ours = sum(len(store.get_acks(run)) for run in runs)
+    unique = len({a.id for run in runs for a in store.get_acks(run)})
+    gang.run(
+        [Task("legacy_shared", bench.url, legacy.prefix, runs, count, w) for w in range(WORKERS)]
+    )
+    theirs = sum(len(legacy.get_acks(run)) for run in runs)
+    return [
+        Count(
+            "lost_acks",
+            f"lost acks, {WORKERS} processes x {count:,} into shared runs",
+            sent - ours,
+            sent - theirs,
+            0,
+            {"sent": sent, "ours_stored": ours, "ours_unique": unique, "baseline_stored": theirs},
+        )
+    ]
+
+
+def embedded(bench: Bench) -> list[Figure]:
+    """Embedded add_ack p50 over real-Redis add_ack p50, interleaved blocks."""
+    sizes = bench.sizes
+    local, remote = bench.embedded_store(), bench.store("emb")
+    n, blocks = sizes.embedded_block, sizes.embedded_blocks
+    local_acks = pending_acks(local, n * blocks + n)
+    remote_acks = pending_acks(remote, n * blocks + n)
+    for store, acks in ((local, local_acks), (remote, remote_acks)):
+        for item in acks[:n]:
+            store.add_ack(item.run_id, item.ack)
+    send_local, send_remote = _send(local), _send(remote)
+    mem, red = interleaved(
+        blocks,
+        [
+            lambda b: time_each(send_local, local_acks[n + b * n : n + (b + 1) * n]),
+            lambda b: time_each(send_remote, remote_acks[n + b * n : n + (b + 1) * n]),
+        ],
+    )
+    return [
+        Figure(
+            "embedded",
+            "embedded add_ack p50 / Redis add_ack p50",
+            _p(mem),
+            _p(red),
+            "us",
+            Goal("<=", 3),
+            {"samples_each": len(mem)},
+        )
+    ]

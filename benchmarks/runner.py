@@ -1,0 +1,162 @@
+"""The benchmark runner: ``python -m benchmarks`` and ``rac-store bench``.
+
+It starts its own redis-server on a free loopback port (or uses ``--redis-url``,
+where it writes only keys under its own prefix and deletes them at the end),
+measures every figure side by side in one process tree, prints progress and a
+table of ratios against the goals, and writes the figures to a JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from rac_store._redis_process import RedisServer
+
+from . import figures
+from .breakdown import profile, summary
+from .context import FULL, QUICK, WORKERS, Bench
+from .gang import Gang
+from .report import Count, Figure, machine, say, table, write_json
+
+Step = tuple[str, Callable[[Bench, Gang | None], list[Any]], bool]
+
+STEPS: list[Step] = [
+    ("add_ack vs PING latency", lambda b, g: figures.latency(b), False),
+    ("flat cost (10,000 acks in the run)", lambda b, g: figures.flat_cost(b), False),
+    ("batches of 100", lambda b, g: figures.batch(b), False),
+    ("memory per ack", lambda b, g: figures.memory(b), False),
+    ("pending index listing", lambda b, g: figures.pending_index(b), False),
+    ("embedded vs Redis", lambda b, g: figures.embedded(b), False),
+    (f"{WORKERS} processes: throughput", lambda b, g: figures.throughput(b, _need(g)), True),
+    (f"{WORKERS} processes: lost acks", lambda b, g: figures.lost_acks(b, _need(g)), True),
+]
+"""(title, measure, needs the worker gang). Other issues append their figures here."""
+
+
+def _need(gang: Gang | None) -> Gang:
+    if gang is None:
+        raise RuntimeError("this step needs the worker processes")
+    return gang
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The runner's options (shared by ``python -m benchmarks`` and ``rac-store bench``)."""
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer repetitions and a 100,000-run index (< 60 s on 2 cores)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        help="use this Redis instead of starting one (only keys under the"
+        " run's own prefix are written, and deleted at the end)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("bench-results.json"),
+        help="where to write the figures as JSON (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply every repetition count (e.g. 0.1 for a smoke test)",
+    )
+    parser.add_argument(
+        "--no-profile", action="store_true", help="skip the profile of add_ack (server and client)"
+    )
+
+
+def _redis_version(bench: Bench) -> str:
+    client = bench.client()
+    try:
+        return str(client.info("server").get("redis_version", "unknown"))
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def _redis(url: str | None) -> Iterator[tuple[str, bool]]:
+    if url:
+        yield url, False
+        return
+    server = RedisServer().start()
+    try:
+        yield server.url, True
+    finally:
+        server.cleanup()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure everything, print the table, write the JSON file; 0 when it all ran."""
+    started = time.monotonic()
+    sizes = (QUICK if args.quick else FULL).scaled(args.scale)
+    mode = "quick" if args.quick else "full"
+    with _redis(args.redis_url) as (url, own):
+        bench = Bench(url, sizes, own)
+        info = machine(_redis_version(bench))
+        say(
+            f"rac-store bench ({mode}): redis-server {info['redis_server']} at {url},"
+            f" {info['nproc']} CPUs ({info['cpu_model']}), Python {info['python']}"
+        )
+        results: list[Figure | Count] = []
+        gang: Gang | None = None
+        try:
+            for number, (title, measure, needs_gang) in enumerate(STEPS, 1):
+                if needs_gang and gang is None:
+                    say(f"  starting {WORKERS} worker processes (spawn)")
+                    gang = Gang(WORKERS)
+                say(f"[{number}/{len(STEPS)}] {title} ...")
+                step_start = time.monotonic()
+                found = measure(bench, gang)
+                results.extend(found)
+                for fig in found:
+                    say(f"      {_line(fig)}")
+                say(f"      ({time.monotonic() - step_start:.1f} s)")
+            prof: dict[str, Any] = {}
+            if not args.no_profile:
+                say("[profile] where add_ack's time goes ...")
+                prof = profile(bench)
+        finally:
+            if gang is not None:
+                gang.close()
+            if not own:
+                bench.cleanup()
+    elapsed = time.monotonic() - started
+    print()
+    print(table(results))
+    if prof:
+        print()
+        latency = {f.key: f for f in results if isinstance(f, Figure)}.get("latency_p50")
+        ping = latency.detail["ping_p50_us"] if latency else None
+        ack = latency.detail["add_ack_p50_us"] if latency else None
+        print("\n".join(summary(prof, ping, ack)))
+    write_json(args.output, mode, info, results, prof, elapsed)
+    print(f"\n{len(results)} figures in {elapsed:.0f} s; written to {args.output}")
+    return 0
+
+
+def _line(fig: Figure | Count) -> str:
+    if isinstance(fig, Count):
+        return f"{fig.title}: ours {fig.ours}, baseline {fig.baseline}"
+    return f"{fig.title.strip()}: {fig.ratio:.2f}" + (f" (goal {fig.goal})" if fig.goal else "")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m benchmarks``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="Side-by-side benchmarks of rac_store."
+    )
+    add_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m benchmarks``."""
+    return run(build_parser().parse_args(argv))
