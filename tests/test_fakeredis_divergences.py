@@ -43,7 +43,7 @@ def test_error_table_raised_in_a_helper_loses_its_text(
 def test_error_reply_is_the_same(fake: Any, redis_client: redis.Redis) -> None:
     text = "return redis.error_reply('RAC_BADARG same')"
     for client in (fake, redis_client):
-        with pytest.raises(redis.ResponseError, match="^RAC_BADARG same$"):
+        with pytest.raises(redis.ResponseError, match=r"^RAC_BADARG same$"):
             client.eval(text, 0)
 
 

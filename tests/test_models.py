@@ -14,10 +14,10 @@ from rac_store import (
     DomainAck,
     ReconciliationResult,
     ReconciliationStatus,
+    codec,
     create_domain_ack,
     create_run_expectations,
 )
-from rac_store import codec
 
 
 def test_expectation_defaults() -> None:
