@@ -53,7 +53,7 @@ class LegacyAuditStore:
         with self._lock:
             items = self._expectations.setdefault(run, [])
             items.extend(expectations)
-            self._client.setex(self.expectations_key(run), self._ttl, _dump(items))
+            self._setex(self.expectations_key(run), _dump(items))
 
     def add_ack(self, run_id: uuid.UUID | str, ack: DomainAck) -> None:
         """Append to the local list, then rewrite the whole list in Redis (O(n))."""
@@ -61,14 +61,17 @@ class LegacyAuditStore:
         with self._lock:
             items = self._acks.setdefault(run, [])
             items.append(ack)
-            self._client.setex(self.acks_key(run), self._ttl, _dump(items))
+            self._setex(self.acks_key(run), _dump(items))
 
     def preload(self, run_id: uuid.UUID | str, acks: list[DomainAck]) -> None:
         """Put a run in the state ``add_ack`` of each of ``acks`` leaves it (in O(n), not O(n²))."""
         run = str(run_id)
         with self._lock:
             self._acks[run] = list(acks)
-            self._client.setex(self.acks_key(run), self._ttl, _dump(self._acks[run]))
+            self._setex(self.acks_key(run), _dump(self._acks[run]))
+
+    def _setex(self, key: str, value: str) -> None:
+        self._client.execute_command("SETEX", key, self._ttl, value)
 
     def get_acks(self, run_id: uuid.UUID | str) -> list[dict[str, Any]]:
         """The acks Redis holds for a run (whatever the last writer left)."""

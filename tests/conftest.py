@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import fakeredis
 import pytest
 import redis
 
 from rac_store import AuditStore, reset_audit_store
+from rac_store.embedded import create_embedded_client
 
 from .support.redis_server import RedisServer
 
@@ -54,9 +54,10 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def raw_client(backend: str, request: pytest.FixtureRequest) -> Any:
-    """A client of the test's server: a fresh embedded one, or the private redis-server."""
+    """A client of the test's server: a fresh embedded one (as the store makes), or the
+    private redis-server."""
     if backend == "embedded":
-        return fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(7, 0)))
+        return create_embedded_client()
     return request.getfixturevalue("redis_client")
 
 

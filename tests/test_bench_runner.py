@@ -1,0 +1,98 @@
+"""The benchmark runner works (not its figures: speed is never asserted in tests)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from benchmarks.baseline import LegacyAuditStore
+from benchmarks.context import QUICK, Sizes
+from rac_store import create_domain_ack
+from rac_store.cli import build_parser
+
+from .support.redis_server import RedisServer
+
+FIGURES = {
+    "latency_p50",
+    "latency_p99",
+    "script_floor_p50",
+    "flat_cost",
+    "flat_cost_baseline",
+    "batch",
+    "memory",
+    "memory_with_expectations",
+    "pending_index",
+    "embedded",
+    "throughput_8p",
+    "lost_acks",
+}
+
+
+def test_bench_is_a_cli_command() -> None:
+    args = build_parser().parse_args(["bench", "--quick", "--output", "x.json"])
+    assert args.quick is True
+    assert args.output == Path("x.json")
+    assert callable(args.run)
+
+
+def test_scaled_sizes_keep_at_least_one() -> None:
+    tiny = QUICK.scaled(0.0001)
+    assert all(value >= 1 for value in vars(tiny).values())
+    assert Sizes().scaled(0.5).latency_blocks == Sizes().latency_blocks // 2
+
+
+def test_the_baseline_loses_acks_when_two_processes_write_one_run(
+    redis_server: RedisServer,
+) -> None:
+    """Why the baseline exists: each writer rewrites the whole list from its own copy."""
+    client = redis_server.client()
+    first, second = LegacyAuditStore(client, "t1"), LegacyAuditStore(client, "t1")
+    run = uuid.uuid4()
+    a, b = (create_domain_ack(run, "logs", name) for name in ("a", "b"))
+    first.add_ack(run, a)
+    second.add_ack(run, b)
+    assert [ack["action"] for ack in first.get_acks(run)] == ["b"]
+    first.clear_run(run)
+    client.close()
+
+
+@pytest.mark.slow
+def test_quick_run_prints_and_writes_every_figure(tmp_path: Path) -> None:
+    """``rac-store bench --quick`` (scaled down) from a fresh process: table and JSON."""
+    output = tmp_path / "bench.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rac_store",
+            "bench",
+            "--quick",
+            "--scale",
+            "0.05",
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "where add_ack's time goes" in done.stdout
+    document = json.loads(output.read_text())
+    figures = {fig["key"]: fig for fig in document["figures"]}
+    assert set(figures) == FIGURES
+    for key, fig in figures.items():
+        if key == "lost_acks":
+            assert fig["ours"] == 0 and fig["detail"]["ours_unique"] == fig["detail"]["sent"]
+            continue
+        assert math.isfinite(fig["ratio"]) and fig["ratio"] > 0, key
+        assert fig["title"].strip() in done.stdout, key
+    assert document["machine"]["nproc"] >= 1
+    assert document["profile"]["server"]["evalsha_usec_per_ack"] > 0

@@ -1,0 +1,124 @@
+"""The hot path: one EVALSHA per add_ack, and recovery when the server forgot the scripts."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import redis
+
+from rac_store import (
+    AckOutcome,
+    AuditStatus,
+    AuditStore,
+    StoreResponseError,
+    create_domain_ack,
+    create_run_expectations,
+)
+from rac_store.scripts import SCRIPT_NAMES
+
+from .support.snapshot import snapshot
+
+
+class CountingClient:
+    """A client proxy that counts the commands the store sends (and can flush scripts)."""
+
+    def __init__(self, client: Any, flush_before_each_eval: bool = False) -> None:
+        self._client = client
+        self.sent: list[str] = []
+        self._flush = flush_before_each_eval
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.sent.append(str(args[0]).upper())
+        return self._client.execute_command(*args, **options)
+
+    def evalsha(self, *args: Any) -> Any:
+        if self._flush:
+            self._client.script_flush()
+        self.sent.append("EVALSHA")
+        return self._client.evalsha(*args)
+
+    def script_load(self, text: str) -> Any:
+        self.sent.append("SCRIPT LOAD")
+        return self._client.script_load(text)
+
+
+def _declared(store: AuditStore) -> uuid.UUID:
+    run = uuid.uuid4()
+    store.add_expectations(run, create_run_expectations(run))
+    return run
+
+
+def test_add_ack_is_one_evalsha(store: AuditStore, raw_client: Any) -> None:
+    run = _declared(store)
+    store.add_ack(run, create_domain_ack(run, "logs", "start_trace"))  # script now loaded
+    counting = CountingClient(raw_client)
+    store._client = counting
+    for action in ("create_incident", "evaluate_policy"):
+        domain = "incidents" if action == "create_incident" else "policies"
+        assert store.add_ack(run, create_domain_ack(run, domain, action)) is AckOutcome.RECORDED
+    assert counting.sent == ["EVALSHA", "EVALSHA"]
+
+
+def test_every_script_is_reloaded_after_script_flush(store: AuditStore, raw_client: Any) -> None:
+    run = _declared(store)
+    counting = CountingClient(raw_client)
+    store._client = counting
+    raw_client.script_flush()
+    assert store.add_ack(run, create_domain_ack(run, "logs", "start_trace")) is AckOutcome.RECORDED
+    assert counting.sent == ["EVALSHA", "SCRIPT LOAD", "EVALSHA"]
+    raw_client.script_flush()
+    assert store.add_acks(run, [create_domain_ack(run, "x", "y")]) == [AckOutcome.DRIFT]
+    raw_client.script_flush()
+    assert store.update_expectation_status(run, "policies", "evaluate_policy", "MISSING")
+    raw_client.script_flush()
+    assert len(store.get_expectations(run)) == 4
+    raw_client.script_flush()
+    assert store.clear_run(run)
+    assert counting.sent.count("SCRIPT LOAD") == 5
+    loaded = [store._scripts[name].sha for name in SCRIPT_NAMES if name != "init_meta"]
+    assert raw_client.script_exists(*loaded) == [False, False, False, True, False]  # the last
+
+
+def test_script_flushed_between_every_call(store: AuditStore, raw_client: Any) -> None:
+    """A NOSCRIPT before every EVALSHA still lets each call through, once each."""
+    run = _declared(store)
+    counting = CountingClient(raw_client)
+    store._client = counting
+    acks = [create_domain_ack(run, "logs", f"a{i}") for i in range(20)]
+    for ack in acks:
+        raw_client.script_flush()
+        assert store.add_ack(run, ack) is AckOutcome.DRIFT
+    assert counting.sent == ["EVALSHA", "SCRIPT LOAD", "EVALSHA"] * 20
+    assert [a.id for a in store.get_acks(run)] == [a.id for a in acks]
+
+
+def test_a_script_that_never_stays_loaded_fails_clearly(store: AuditStore, raw_client: Any) -> None:
+    """The reload is bounded: a cache flushed before every EVALSHA ends in a typed error."""
+    run = _declared(store)
+    before = snapshot(raw_client)
+    counting = CountingClient(raw_client, flush_before_each_eval=True)
+    store._client = counting
+    with pytest.raises(StoreResponseError, match="add_ack") as caught:
+        store.add_ack(run, create_domain_ack(run, "logs", "start_trace"))
+    assert isinstance(caught.value.__cause__, redis.exceptions.NoScriptError)
+    assert counting.sent.count("EVALSHA") == 1 + len(store._retry.delays())
+    assert snapshot(raw_client) == before
+
+
+def test_other_errors_are_not_retried(store: AuditStore, raw_client: Any) -> None:
+    run = _declared(store)
+    store.add_ack(run, create_domain_ack(run, "x", "y"))  # add_acks is loaded
+    counting = CountingClient(raw_client)
+    store._client = counting
+    call = store.core.add_ack(run, create_domain_ack(run, "logs", "start_trace"))
+    bad = call._replace(args=(0, *call.args[1:]))  # ttl 0: the script refuses it
+    with pytest.raises(Exception, match="RAC_BADARG"):
+        store._call(bad)
+    assert counting.sent == ["EVALSHA"]
+    status = {e.key(): e.status for e in store.get_expectations(run)}
+    assert status[("logs", "start_trace")] is AuditStatus.PENDING
