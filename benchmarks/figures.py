@@ -16,8 +16,15 @@ from .workload import PendingAck, ack_for, chunks, declare, expectations_for, pe
 AT_MOST_110 = Goal("<=", 1.10)
 
 
-def _send(store: AuditStore) -> Any:
+def _send(store: Any) -> Any:
+    """``add_ack`` of one PendingAck, on our store or the baseline."""
     return lambda item: store.add_ack(item.run_id, item.ack)
+
+
+def _in_blocks(store: Any, items: list[PendingAck], per_block: int) -> Any:
+    """A phase for :func:`interleaved`: block ``b`` times add_ack of its slice of ``items``."""
+    send = _send(store)
+    return lambda b: time_each(send, items[b * per_block : (b + 1) * per_block])
 
 
 def _p(samples: list[float], q: float = 0.5) -> float:
@@ -39,12 +46,11 @@ def latency(bench: Bench) -> list[Figure]:
     floor_sha = client.script_load("return {0}")
     probe = store.core.add_ack(acks[0].run_id, ack_for(uuid.UUID(acks[0].run_id), 10**6))
     floor_argv = (len(probe.keys), *probe.keys, *probe.args)
-    send = _send(store)
     ping, ack, floor = interleaved(
         blocks,
         [
             lambda b: time_repeat(client.ping, n),
-            lambda b: time_each(send, acks[b * n : (b + 1) * n]),
+            _in_blocks(store, acks, n),
             lambda b: time_repeat(lambda: client.evalsha(floor_sha, *floor_argv), n),
         ],
     )
@@ -93,13 +99,8 @@ def flat_cost(bench: Bench) -> list[Figure]:
     fresh_acks = pending_acks(store, sizes.flat_acks, per_run=10)
     blocks = min(10, sizes.flat_acks)
     per = sizes.flat_acks // blocks
-    send = _send(store)
     full, fresh = interleaved(
-        blocks,
-        [
-            lambda b: time_each(send, big_acks[b * per : (b + 1) * per]),
-            lambda b: time_each(send, fresh_acks[b * per : (b + 1) * per]),
-        ],
+        blocks, [_in_blocks(store, big_acks, per), _in_blocks(store, fresh_acks, per)]
     )
     ours = Figure(
         "flat_cost",
@@ -121,13 +122,8 @@ def flat_cost(bench: Bench) -> list[Figure]:
     old_fresh_acks = pending_acks(None, count, per_run=10)
     lblocks = min(4, count)
     lper = max(1, count // lblocks)
-    old_send = lambda item: legacy.add_ack(item.run_id, item.ack)  # noqa: E731
     old_full, old_fresh = interleaved(
-        lblocks,
-        [
-            lambda b: time_each(old_send, old_full_acks[b * lper : (b + 1) * lper]),
-            lambda b: time_each(old_send, old_fresh_acks[b * lper : (b + 1) * lper]),
-        ],
+        lblocks, [_in_blocks(legacy, old_full_acks, lper), _in_blocks(legacy, old_fresh_acks, lper)]
     )
     old = Figure(
         "flat_cost_baseline",
@@ -390,15 +386,10 @@ def embedded(bench: Bench) -> list[Figure]:
     local_acks = pending_acks(local, n * blocks + n)
     remote_acks = pending_acks(remote, n * blocks + n)
     for store, acks in ((local, local_acks), (remote, remote_acks)):
-        for item in acks[:n]:
+        for item in acks[:n]:  # warm up
             store.add_ack(item.run_id, item.ack)
-    send_local, send_remote = _send(local), _send(remote)
     mem, red = interleaved(
-        blocks,
-        [
-            lambda b: time_each(send_local, local_acks[n + b * n : n + (b + 1) * n]),
-            lambda b: time_each(send_remote, remote_acks[n + b * n : n + (b + 1) * n]),
-        ],
+        blocks, [_in_blocks(local, local_acks[n:], n), _in_blocks(remote, remote_acks[n:], n)]
     )
     return [
         Figure(
