@@ -31,6 +31,22 @@ function(known)
   return false
 end
 """
+# Flags every assignment of a new global (a metatable on _G, installed only when _G
+# has none); returns the function that reads and clears the flag, which also says
+# "maybe" (true) for good once a script replaced that metatable.
+_WATCH_NEW_GLOBALS = """
+function()
+  if getmetatable(_G) ~= nil then return nil end
+  local assigned = false
+  local watch = { __newindex = function(t, k, v) assigned = true; rawset(t, k, v) end }
+  setmetatable(_G, watch)
+  return function()
+    local was = assigned
+    assigned = false
+    return was or getmetatable(_G) ~= watch
+  end
+end
+"""
 
 
 class _Names:
@@ -55,9 +71,11 @@ class LuaRuntimeView:
       runtime's own ``execute``, so syntax errors read exactly as before;
     * ``execute("collectgarbage()")``, fakeredis's full collection after every
       script, is left to Lua's incremental collector;
-    * ``globals()`` asks Lua whether a global outside ``known_globals`` exists
-      and returns the real table only then, so fakeredis's check still finds,
-      clears and reports it; otherwise it returns the known names.
+    * ``globals()`` returns the real table only when a new global may exist,
+      so fakeredis's check still finds, clears and reports it; otherwise it
+      returns the known names. Inside a script (before each ``redis.call``) it
+      asks a flag that a metatable on ``_G`` raises on every new global; after
+      a script, and for the first check, it scans ``_G`` in Lua.
     """
 
     def __init__(self, runtime: Any, server: EmbeddedServer, max_compiled: int = 256) -> None:
@@ -68,6 +86,9 @@ class LuaRuntimeView:
         self._known_source: set[Any] | None = None
         self._known_table: Any = None
         self._has_new_global = runtime.eval(_HAS_NEW_GLOBAL)
+        self._watch = runtime.eval(_WATCH_NEW_GLOBALS)
+        self._assigned: Any = None
+        self._in_script = False
         self._syntax_error: type[Exception] = importlib.import_module(
             type(runtime).__module__
         ).LuaSyntaxError
@@ -99,7 +120,11 @@ class LuaRuntimeView:
                 del self._compiled[next(iter(self._compiled))]
             self._compiled[code] = function
         self.runs += 1
-        return function(*args)
+        self._in_script = True
+        try:
+            return function(*args)
+        finally:
+            self._in_script = False
 
     def globals(self) -> Any:
         """The globals table when a new global exists (or before start-up), else the known names."""
@@ -109,6 +134,9 @@ class LuaRuntimeView:
         if known is not self._known_source:
             self._known_table = self._runtime.table_from(dict.fromkeys(known, True))
             self._known_source = known
+            self._assigned = self._watch()
+        elif self._in_script and self._assigned is not None:
+            return self._runtime.globals() if self._assigned() else _Names(known)
         if self._has_new_global(self._known_table):
             return self._runtime.globals()
         return _Names(known)

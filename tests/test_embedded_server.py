@@ -56,6 +56,9 @@ SCRIPTS = [
     ("x = 1 redis.call('SET', 'a', '1') return 1",),  # global before a call
     ("redis.call('SET', 'b', '1') y = 2 return 1",),  # global after the last call
     ("return redis.call('NOSUCHCOMMAND')",),
+    ("rawset(_G, 'z', 1) return 1",),  # a global no metatable sees
+    ("setmetatable(_G, nil) w = 1 redis.call('SET', 'c', '1') return 1",),
+    ("setmetatable(_G, {}) redis.call('SET', 'd', '1') return 1",),
 ]
 
 
@@ -68,8 +71,8 @@ def test_same_replies_and_errors_as_stock_fakeredis(ours: Any, stock: Any, case:
             stock, script, *rest, numkeys=numkeys
         )
     assert ours.eval("return 7", 0) == 7  # nothing left over from a failed script
-    assert ours.get("a") == stock.get("a")
-    assert ours.get("b") == stock.get("b")
+    for key in ("a", "b", "c", "d"):
+        assert ours.get(key) == stock.get(key), key
 
 
 def test_a_new_global_is_refused_and_removed(ours: Any) -> None:
