@@ -20,21 +20,26 @@ _HINT = (
 )
 
 
-def load_runner() -> ModuleType | None:
-    """``benchmarks.runner``, or None when this install has no source tree."""
-    checkout = Path(__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parent.parent
+"""The source tree this package was imported from (when it was)."""
+
+
+def load_runner(checkout: Path = CHECKOUT, module: str = "benchmarks.runner") -> ModuleType | None:
+    """The runner module, or None when neither sys.path nor ``checkout`` has it."""
+    package = module.split(".", 1)[0]
     try:
-        return importlib.import_module("benchmarks.runner")
+        return importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        if exc.name not in ("benchmarks", "benchmarks.runner"):
+        if exc.name not in (package, module):
             raise
-    if (checkout / "benchmarks" / "runner.py").is_file():
+    if (checkout / package / "runner.py").is_file():
         sys.path.append(str(checkout))
-        return importlib.import_module("benchmarks.runner")
+        return importlib.import_module(module)
     return None
 
 
-def _unavailable(args: argparse.Namespace) -> int:
+def unavailable(args: argparse.Namespace) -> int:
+    """What ``rac-store bench`` does without a checkout: say how to get one; exit code 2."""
     print(f"rac-store: {_HINT}", file=sys.stderr)
     return 2
 
@@ -48,7 +53,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description="Run every benchmark figure of rac_store side by side and print the ratios.",
     )
     if runner is None:
-        parser.set_defaults(run=_unavailable)
+        parser.set_defaults(run=unavailable)
         return
     runner.add_arguments(parser)
     parser.set_defaults(run=runner.run)

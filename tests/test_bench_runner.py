@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from benchmarks.baseline import LegacyAuditStore
 from benchmarks.context import QUICK, Sizes
 from rac_store import create_domain_ack
+from rac_store.bench import load_runner, unavailable
 from rac_store.cli import build_parser
 
 from .support.redis_server import RedisServer
@@ -39,6 +41,14 @@ def test_bench_is_a_cli_command() -> None:
     assert args.quick is True
     assert args.output == Path("x.json")
     assert callable(args.run)
+
+
+def test_bench_without_a_checkout_explains_itself(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert load_runner(tmp_path, "rac_no_such_package.runner") is None
+    assert unavailable(argparse.Namespace()) == 2
+    assert "pip install -e ." in capsys.readouterr().err
 
 
 def test_scaled_sizes_keep_at_least_one() -> None:
