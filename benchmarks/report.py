@@ -118,6 +118,28 @@ def table(figures: list[Figure | Count]) -> str:
     return "\n".join(lines)
 
 
+def markdown(figures: list[Figure | Count]) -> str:
+    """The figures as a Markdown table (for BENCHMARKS.md)."""
+    lines = [
+        "| figure | ours | reference | ratio | goal | verdict |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for fig in figures:
+        title = fig.title.strip()
+        if isinstance(fig, Count):
+            lines.append(
+                f"| {title} | {fig.ours:,} | {fig.baseline:,} (baseline) | | = {fig.must_be}"
+                f" | {_verdict(fig.met)} |"
+            )
+            continue
+        goal = "" if fig.goal is None else str(fig.goal).replace("<=", "≤").replace(">=", "≥")
+        lines.append(
+            f"| {title} | {_value(fig.ours, fig.unit)} | {_value(fig.reference, fig.unit)}"
+            f" | {fig.ratio:.2f} | {goal} | {_verdict(fig.met)} |"
+        )
+    return "\n".join(lines)
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

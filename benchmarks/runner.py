@@ -21,7 +21,7 @@ from . import figures
 from .breakdown import profile, summary
 from .context import FULL, QUICK, WORKERS, Bench
 from .gang import Gang
-from .report import Count, Figure, machine, say, table, write_json
+from .report import Count, Figure, machine, markdown, say, table, write_json
 
 Step = tuple[str, Callable[[Bench, Gang | None], list[Any]], bool]
 
@@ -71,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-profile", action="store_true", help="skip the profile of add_ack (server and client)"
     )
+    parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
 
 
 def _redis_version(bench: Bench) -> str:
@@ -138,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         ack = latency.detail["add_ack_p50_us"] if latency else None
         print("\n".join(summary(prof, ping, ack)))
     write_json(args.output, mode, info, results, prof, elapsed)
+    if args.markdown:
+        args.markdown.write_text(markdown(results) + "\n", encoding="utf-8")
     print(f"\n{len(results)} figures in {elapsed:.0f} s; written to {args.output}")
     return 0
 

@@ -87,6 +87,8 @@ def test_quick_run_prints_and_writes_every_figure(tmp_path: Path) -> None:
             "0.05",
             "--output",
             str(output),
+            "--markdown",
+            str(tmp_path / "bench.md"),
         ],
         capture_output=True,
         text=True,
@@ -106,3 +108,5 @@ def test_quick_run_prints_and_writes_every_figure(tmp_path: Path) -> None:
         assert fig["title"].strip() in done.stdout, key
     assert document["machine"]["nproc"] >= 1
     assert document["profile"]["server"]["evalsha_usec_per_ack"] > 0
+    table = (tmp_path / "bench.md").read_text()
+    assert table.count("\n") == 2 + len(FIGURES)  # header, rule, one row per figure
