@@ -93,3 +93,19 @@ def test_get_pending_run_ids(benchmark: BenchmarkFixture, redis_store: AuditStor
         redis_store.get_pending_run_ids, kwargs={"limit": 100}, rounds=ROUNDS // 4
     )
     assert len(got) == 100
+
+
+def test_load_from_redis(benchmark: BenchmarkFixture, store: AuditStore) -> None:
+    """Does the store hold a run? (one EXISTS over its keys)"""
+    run = uuid.uuid4()
+    store.add_expectations(run, create_run_expectations(run))
+    assert benchmark.pedantic(store.load_from_redis, args=(run,), rounds=ROUNDS)
+
+
+def test_clear_run(benchmark: BenchmarkFixture, store: AuditStore) -> None:
+    """Delete a run of 4 expectations and 4 acks."""
+    runs = [uuid.uuid4() for _ in range(ROUNDS // 4 + 10)]
+    for run in runs:
+        store.add_expectations(run, create_run_expectations(run))
+        store.add_acks(run, [ack_for(run, i) for i in range(4)])
+    assert benchmark.pedantic(store.clear_run, setup=feeder(runs), rounds=ROUNDS // 4)
