@@ -4,4 +4,5 @@ import sys
 
 from .runner import main
 
-sys.exit(main())
+if __name__ == "__main__":  # spawned workers import this module too
+    sys.exit(main())

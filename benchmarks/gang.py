@@ -150,23 +150,30 @@ class Gang:
         for q, task in zip(self._tasks, tasks, strict=True):
             q.put(task)
         outcomes: list[Outcome] = []
+        deadline = time.monotonic() + BARRIER_TIMEOUT * 3
         while len(outcomes) < self.size:
             try:
-                outcomes.append(self._results.get(timeout=BARRIER_TIMEOUT * 3))
+                outcomes.append(self._results.get(timeout=1.0))
             except queue.Empty:
-                raise RuntimeError("a benchmark worker stopped answering") from None
+                dead = [p.exitcode for p in self._procs if p.exitcode is not None]
+                if dead or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"benchmark workers stopped (exit codes {dead})"
+                        if dead
+                        else "a benchmark worker stopped answering"
+                    ) from None
         errors = [o.error for o in outcomes if o.error]
         if errors:
             raise RuntimeError(f"a benchmark worker failed:\n{errors[0]}")
         span = max(o.end for o in outcomes) - min(o.start for o in outcomes)
         return span, sum(o.operations for o in outcomes)
 
-    def close(self) -> None:
-        """Stop every worker and wait for it."""
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop every worker: ask, wait up to ``timeout`` seconds each, then terminate."""
         for q in self._tasks:
             q.put(None)
         for proc in self._procs:
-            proc.join(30)
+            proc.join(timeout)
             if proc.is_alive():
                 proc.terminate()
                 proc.join(5)

@@ -7,6 +7,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from benchmarks.baseline import LegacyAuditStore
 from benchmarks.context import QUICK, Sizes
+from benchmarks.gang import Gang, Task
 from rac_store import create_domain_ack
 from rac_store.bench import load_runner, unavailable
 from rac_store.cli import build_parser
@@ -110,3 +112,22 @@ def test_quick_run_prints_and_writes_every_figure(tmp_path: Path) -> None:
     assert document["profile"]["server"]["evalsha_usec_per_ack"] > 0
     table = (tmp_path / "bench.md").read_text()
     assert table.count("\n") == 2 + len(FIGURES)  # header, rule, one row per figure
+
+
+@pytest.mark.slow
+def test_the_gang_reports_failed_and_dead_workers() -> None:
+    """A worker's error reaches the runner; a dead worker does not hang it."""
+    gang = Gang(2)
+    try:
+        bad = [Task("set", "redis://127.0.0.1:1/0", "x", (), 1, w) for w in range(2)]
+        with pytest.raises(RuntimeError, match="worker failed"):
+            gang.run(bad)
+        time.sleep(0.5)  # let its queue threads finish: a kill inside them would hold their locks
+        gang._procs[0].kill()
+        gang._procs[0].join(10)
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="stopped"):
+            gang.run(bad)
+        assert time.monotonic() - started < 30
+    finally:
+        gang.close(timeout=5)
