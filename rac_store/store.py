@@ -13,11 +13,19 @@ import redis
 from redis.commands.core import Script
 
 from . import core
-from .core import RetryPolicy, ScriptCall, StoreCore
+from .core import (
+    DEFAULT_FINDINGS_MAXLEN,
+    Call,
+    CommandCall,
+    RetryPolicy,
+    ScriptCall,
+    StoreCore,
+)
 from .durability import StoreDurabilityMode, _determine_durability_mode, redis_url_from_env
 from .embedded import create_embedded_client, is_embedded
 from .errors import RACStoreError, is_retryable, map_redis_error
 from .keys import KeySpace
+from .metrics import MetricsOption, resolve_metrics
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .scripts import SCRIPT_NAMES, load_source
 
@@ -28,7 +36,8 @@ class AuditStore:
     With no ``redis_client`` the environment decides (see
     :mod:`rac_store.durability`): ``RAC_REDIS_URL`` connects to Redis, and
     otherwise, in ``AOS_MODE=local``, the same scripts run on an embedded
-    in-process server.
+    in-process server. ``findings_maxlen`` bounds each shard's findings stream;
+    ``metrics`` counts acks (see :mod:`rac_store.metrics`; ``False`` for none).
     """
 
     def __init__(
@@ -39,6 +48,8 @@ class AuditStore:
         ttl_seconds: int = 3600,
         shards: int = 16,
         retry: RetryPolicy | None = None,
+        findings_maxlen: int = DEFAULT_FINDINGS_MAXLEN,
+        metrics: MetricsOption = None,
     ) -> None:
         mode = _determine_durability_mode(redis_client)
         if redis_client is None:
@@ -46,7 +57,8 @@ class AuditStore:
             redis_client = redis.Redis.from_url(url) if url else create_embedded_client()
         self._client = redis_client
         self._mode = mode
-        self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds)
+        self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds, findings_maxlen)
+        self._metrics = resolve_metrics(metrics)
         self._retry = retry or RetryPolicy()
         embedded = is_embedded(redis_client)
         self._scripts: dict[str, Script] = {
@@ -90,11 +102,17 @@ class AuditStore:
 
     def add_ack(self, run_id: uuid.UUID | str, ack: DomainAck) -> AckOutcome:
         """Record one ack: recorded, duplicate, drift or late."""
-        return core.parse_outcomes(self._call(self._core.add_ack(run_id, ack)))[0]
+        outcomes = core.parse_outcomes(self._call(self._core.add_ack(run_id, ack)))
+        if self._metrics is not None:
+            self._metrics.observe_acks(outcomes)
+        return outcomes[0]
 
     def add_acks(self, run_id: uuid.UUID | str, acks: Iterable[DomainAck]) -> list[AckOutcome]:
         """Record many acks of one run in one call; one outcome per ack, in order."""
-        return core.parse_outcomes(self._call(self._core.add_acks(run_id, acks)))
+        outcomes = core.parse_outcomes(self._call(self._core.add_acks(run_id, acks)))
+        if self._metrics is not None:
+            self._metrics.observe_acks(outcomes)
+        return outcomes
 
     def update_expectation_status(
         self, run_id: uuid.UUID | str, domain: str, action: str, status: AuditStatus | str
@@ -155,6 +173,22 @@ class AuditStore:
         return int(seconds) * 1000 + int(micros) // 1000
 
     # -- I/O --------------------------------------------------------------------------
+    def execute(self, call: Call) -> Any:
+        """Send one call built by the sans-I/O core; the raw reply (a list for commands).
+
+        The low-level hook the reconciler uses: same retries and error mapping as
+        every other method.
+        """
+        if isinstance(call, CommandCall):
+            return self._read(call.operation, lambda: self._pipeline(call))
+        return self._call(call)
+
+    def _pipeline(self, call: CommandCall) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        for command in call.commands:
+            pipe.execute_command(*command)
+        return list(pipe.execute())
+
     def _call(self, call: ScriptCall) -> Any:
         script = self._scripts[call.script]
         return self._read(call.operation, lambda: script(call.keys, call.args, self._client))
