@@ -12,6 +12,7 @@ from .errors import (
     LayoutMismatchError,
     RACDurabilityError,
     RACStoreError,
+    RunNotFoundError,
     StoreOutOfMemoryError,
     StorePermissionError,
     StoreResponseError,
@@ -26,11 +27,16 @@ from .models import (
     AuditExpectation,
     AuditStatus,
     DomainAck,
+    Finding,
+    FindingType,
     ReconciliationResult,
     ReconciliationStatus,
+    SweepReport,
     create_domain_ack,
     create_run_expectations,
 )
+from .reconciler import AuditReconciler, get_audit_reconciler
+from .reconciler_async import AsyncAuditReconciler
 from .store import AuditStore, get_audit_store, reset_audit_store
 
 __version__ = "0.1.0"
@@ -38,12 +44,16 @@ __version__ = "0.1.0"
 __all__ = [
     "AckOutcome",
     "AckStatus",
+    "AsyncAuditReconciler",
     "AuditAction",
     "AuditDomain",
     "AuditExpectation",
+    "AuditReconciler",
     "AuditStatus",
     "AuditStore",
     "DomainAck",
+    "Finding",
+    "FindingType",
     "InvalidInputError",
     "InvalidTransitionError",
     "LayoutMismatchError",
@@ -52,15 +62,18 @@ __all__ = [
     "ReconciliationResult",
     "ReconciliationStatus",
     "RetryPolicy",
+    "RunNotFoundError",
     "StoreDurabilityMode",
     "StoreOutOfMemoryError",
     "StorePermissionError",
     "StoreResponseError",
     "StoreUnavailableError",
+    "SweepReport",
     "UnsupportedServerError",
     "_determine_durability_mode",
     "create_domain_ack",
     "create_run_expectations",
+    "get_audit_reconciler",
     "get_audit_store",
     "reset_audit_store",
 ]
