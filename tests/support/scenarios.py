@@ -52,6 +52,18 @@ FATES = (
     "early_failed",  # acked with an error before it was declared: FAILED
 )
 _SHORT_FATES = {"missing", "late", "overdue"}
+_SENDS: dict[str, list[tuple[str, str | None]]] = {
+    "ok": [("main", None)],
+    "failed": [("main", "boom")],
+    "retried": [("main", "transient"), ("main", None)],
+    "missing": [],
+    "pending": [],
+    "late": [("late", None)],
+    "overdue": [("overdue", None)],
+    "early": [("early", None)],
+    "early_failed": [("early", "before declaration")],
+}
+"""The acks each fate sends: (phase, error or None), in order."""
 
 DOMAINS = ("incidents", "policies", "logs", "billing", "search")
 ACTIONS = ("create", "evaluate", "start", "complete", "index", "notify")
@@ -150,20 +162,8 @@ def plan_run(rng: random.Random) -> RunPlan:
     plan = RunPlan(run, expectations, fates, drift)
     acks = plan.acks
     for key, fate in fates.items():
-        if fate == "ok":
-            acks["main"].append(_ack(run, key))
-        elif fate == "failed":
-            acks["main"].append(_ack(run, key, error="boom"))
-        elif fate == "retried":
-            acks["main"] += [_ack(run, key, error="transient"), _ack(run, key)]
-        elif fate == "late":
-            acks["late"].append(_ack(run, key))
-        elif fate == "overdue":
-            acks["overdue"].append(_ack(run, key))
-        elif fate == "early":
-            acks["early"].append(_ack(run, key))
-        elif fate == "early_failed":
-            acks["early"].append(_ack(run, key, error="before declaration"))
+        for phase, error in _SENDS[fate]:
+            acks[phase].append(_ack(run, key, error))
     # Drift goes with the run's first acks, so that a run is never clean for a
     # moment and then not (the COMPLETE event count stays exact).
     first = "early" if acks["early"] else "main"
