@@ -211,15 +211,15 @@ class StoreCore:
         """The server's clock (``TIME``)."""
         return CommandCall((("TIME",),), "server_time")
 
-    def due_runs(self, now_ms: int, limit: int) -> CommandCall:
-        """Each shard's runs due before ``now_ms`` (overdue), earliest first, ``limit`` each."""
+    def pending_runs(self, before_ms: int | None, limit: int, operation: str) -> CommandCall:
+        """Each shard's runs due before ``before_ms`` (all if None), earliest first."""
         positive_int(limit, "limit")
-        before = f"({now_ms}"
+        before = "+inf" if before_ms is None else f"({before_ms}"
         commands = [
             ("ZRANGEBYSCORE", key, "-inf", before, "WITHSCORES", "LIMIT", 0, limit)
             for key in self.keys.all_pending()
         ]
-        return CommandCall(commands, "sweep")
+        return CommandCall(commands, operation)
 
     def findings_tail(self) -> CommandCall:
         """The last entry of every shard's findings stream (to start reading after it)."""

@@ -142,16 +142,15 @@ class FindingsCursor:
 
     def set_tail(self, replies: Sequence[Any]) -> None:
         """Start after each stream's last entry (``tail_call``'s replies)."""
-        for shard, reply in enumerate(replies):
-            if self.ids[shard] == "$":
-                self.ids[shard] = text(reply[0][0]) if reply else "0"
+        tail = parse_tail(replies)
+        self.ids = [tail[shard] if i == "$" else i for shard, i in enumerate(self.ids)]
 
     def next_call(self, count: int, block_ms: int | None) -> CommandCall:
         """The ``XREAD`` of every shard after the current ids."""
         return self._core.read_findings(self.ids, count, block_ms)
 
     def feed(self, replies: Sequence[Any]) -> list[Finding]:
-        """The findings of a ``next_call`` reply, oldest first per shard; advances the ids."""
+        """The findings of a ``next_call`` reply, oldest first; advances the ids."""
         findings = []
         for key, entries in _entries(replies[0]):
             shard = self._shard_of[text(key)]
@@ -159,4 +158,15 @@ class FindingsCursor:
                 sid = text(entry_id)
                 findings.append(parse_event(fields, shard=shard, stream_id=sid))
                 self.ids[shard] = sid
+        findings.sort(key=_id_order)  # one server's ids are comparable across streams
         return findings
+
+
+def _id_order(finding: Finding) -> tuple[int, int]:
+    ms, _, seq = (finding.stream_id or "0-0").partition("-")
+    return (int(ms), int(seq or 0))
+
+
+def parse_tail(replies: Sequence[Any]) -> dict[int, str]:
+    """The last id of each shard's stream ("0" when empty) from ``findings_tail`` replies."""
+    return {shard: text(reply[0][0]) if reply else "0" for shard, reply in enumerate(replies)}

@@ -250,6 +250,27 @@ class SweepReport(msgspec.Struct, kw_only=True):
         return _to_dict(self)
 
 
+class PendingRun(msgspec.Struct, frozen=True):
+    """A run in a pending index, with its earliest PENDING due time (server clock)."""
+
+    run_id: str
+    due_ms: int
+    shard: int
+
+
+class PendingReport(msgspec.Struct, kw_only=True):
+    """Runs of the pending indexes, earliest due first, at server time ``now_ms``."""
+
+    now_ms: int
+    runs: list[PendingRun] = msgspec.field(default_factory=list)
+    more: bool = False
+    """True when the limit cut the list short."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain builtins, for JSON output."""
+        return _to_dict(self)
+
+
 def _to_dict(obj: msgspec.Struct) -> dict[str, Any]:
     """A Struct as a dict of JSON-ready builtins, keyed by field name."""
     values = msgspec.to_builtins(obj, enc_hook=str)

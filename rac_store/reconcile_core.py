@@ -22,6 +22,8 @@ IN_PROGRESS (nothing found, something pending) > COMPLETE.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import uuid
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -30,7 +32,6 @@ from typing import Any, TypeVar
 from .core import (
     Call,
     StoreCore,
-    merge_pending,
     ms_to_datetime,
     parse_expectations,
     positive_int,
@@ -41,6 +42,8 @@ from .models import (
     ActionKey,
     AuditExpectation,
     AuditStatus,
+    PendingReport,
+    PendingRun,
     ReconciliationResult,
     ReconciliationStatus,
     SweepReport,
@@ -207,22 +210,34 @@ def _score_pairs(reply: Sequence[Any]) -> list[tuple[bytes, float]]:
     return [(m, float(s)) for m, s in reply]
 
 
+def pending_steps(core: StoreCore, due_only: bool, limit: int) -> Steps[PendingReport]:
+    """Runs of every shard's pending index, earliest due first (only overdue ones if asked)."""
+    limit = positive_int(limit, "limit")
+    now = parse_time_ms((yield core.server_time())[0])
+    replies = yield core.pending_runs(now if due_only else None, limit + 1, "pending")
+    merged = heapq.merge(*(_score_pairs(r) for r in replies), key=lambda pair: pair[1])
+    runs = [
+        PendingRun(text(member), int(score), core.keys.shard_of(text(member)))
+        for member, score in itertools.islice(merged, limit + 1)
+    ]
+    return PendingReport(now_ms=now, runs=runs[:limit], more=len(runs) > limit)
+
+
 def sweep_steps(core: StoreCore, limit: int, marks_per_run: int) -> Steps[SweepReport]:
     """One bounded sweep: at most ``limit`` due runs, ``marks_per_run`` marks each."""
-    limit = positive_int(limit, "limit")
     marks_per_run = positive_int(marks_per_run, "marks_per_run")
-    now = parse_time_ms((yield core.server_time())[0])
-    replies = yield core.due_runs(now, limit + 1)
-    due = merge_pending([_score_pairs(r) for r in replies], limit + 1)
-    runs, more_due = due[:limit], len(due) > limit
+    due = yield from pending_steps(core, True, limit)
+    more_due = due.more
     findings = []
-    for run in runs:
+    for run in due.runs:
         found, score = parse_sweep_reply(
-            run, core.keys.shard_of(run), (yield core.sweep_run(run, marks_per_run))
+            run.run_id, run.shard, (yield core.sweep_run(run.run_id, marks_per_run))
         )
         findings += found
-        more_due = more_due or 0 <= score < now
-    return SweepReport(now_ms=now, runs_swept=len(runs), findings=findings, more_due=more_due)
+        more_due = more_due or 0 <= score < due.now_ms
+    return SweepReport(
+        now_ms=due.now_ms, runs_swept=len(due.runs), findings=findings, more_due=more_due
+    )
 
 
 # -- drivers --------------------------------------------------------------------------

@@ -14,13 +14,21 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from .core import DEFAULT_SWEEP_MARKS, Call, StoreCore
-from .findings import FindingsCursor, Since
+from .findings import FindingsCursor, Since, parse_tail
 from .metrics import Metrics, MetricsOption, resolve_metrics
-from .models import AuditExpectation, Finding, ReconciliationResult, SweepReport
+from .models import (
+    AuditExpectation,
+    Finding,
+    PendingReport,
+    ReconciliationResult,
+    SweepReport,
+)
 from .reconcile_core import (
+    RunSnapshot,
     Steps,
     T,
     deadline_violations,
+    pending_steps,
     reconcile_steps,
     run_steps,
     snapshot_steps,
@@ -82,6 +90,14 @@ class AuditReconciler(ReconcilerBase):
         result = self._run(reconcile_steps(self._store.core, run_id, record))
         return self._observed(result, started)
 
+    def snapshot(self, run_id: uuid.UUID | str) -> RunSnapshot:
+        """One consistent read of the run (expectations, due times, drift, server time)."""
+        return self._run(snapshot_steps(self._store.core, run_id))
+
+    def pending(self, *, due_only: bool = False, limit: int = 100) -> PendingReport:
+        """Runs in the pending indexes, earliest due first; only overdue ones with ``due_only``."""
+        return self._run(pending_steps(self._store.core, due_only, limit))
+
     def check_deadline_violations(self, run_id: uuid.UUID | str) -> list[AuditExpectation]:
         """Expectations that missed their deadline: MISSING, PENDING past due, or acked late."""
         return deadline_violations(self._run(snapshot_steps(self._store.core, run_id)))
@@ -99,6 +115,10 @@ class AuditReconciler(ReconcilerBase):
         ``more_due`` in the report says whether another call has work left.
         """
         return self._run(sweep_steps(self._store.core, limit, marks_per_run))
+
+    def findings_positions(self) -> dict[int, str]:
+        """The last stream id of every shard: pass it as ``since`` to read what comes after."""
+        return parse_tail(self._store.execute(self._store.core.findings_tail()))
 
     def iter_findings(
         self,

@@ -12,13 +12,21 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from .core import DEFAULT_SWEEP_MARKS, Call, StoreCore
-from .findings import FindingsCursor, Since
+from .findings import FindingsCursor, Since, parse_tail
 from .metrics import MetricsOption
-from .models import AuditExpectation, Finding, ReconciliationResult, SweepReport
+from .models import (
+    AuditExpectation,
+    Finding,
+    PendingReport,
+    ReconciliationResult,
+    SweepReport,
+)
 from .reconcile_core import (
+    RunSnapshot,
     Steps,
     T,
     deadline_violations,
+    pending_steps,
     reconcile_steps,
     run_steps_async,
     snapshot_steps,
@@ -57,6 +65,14 @@ class AsyncAuditReconciler(ReconcilerBase):
         result = await self._run(reconcile_steps(self._store.core, run_id, record))
         return self._observed(result, started)
 
+    async def snapshot(self, run_id: uuid.UUID | str) -> RunSnapshot:
+        """See :meth:`AuditReconciler.snapshot`."""
+        return await self._run(snapshot_steps(self._store.core, run_id))
+
+    async def pending(self, *, due_only: bool = False, limit: int = 100) -> PendingReport:
+        """See :meth:`AuditReconciler.pending`."""
+        return await self._run(pending_steps(self._store.core, due_only, limit))
+
     async def check_deadline_violations(self, run_id: uuid.UUID | str) -> list[AuditExpectation]:
         """See :meth:`AuditReconciler.check_deadline_violations`."""
         return deadline_violations(await self._run(snapshot_steps(self._store.core, run_id)))
@@ -71,6 +87,10 @@ class AsyncAuditReconciler(ReconcilerBase):
     ) -> SweepReport:
         """See :meth:`AuditReconciler.sweep`."""
         return await self._run(sweep_steps(self._store.core, limit, marks_per_run))
+
+    async def findings_positions(self) -> dict[int, str]:
+        """See :meth:`AuditReconciler.findings_positions`."""
+        return parse_tail(await self._store.execute(self._store.core.findings_tail()))
 
     async def iter_findings(
         self,
