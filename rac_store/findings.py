@@ -51,34 +51,28 @@ def parse_event(
 def parse_sweep_reply(run_id: str, shard: int, reply: Sequence[Any]) -> tuple[list[Finding], int]:
     """The findings of one ``sweep_run`` reply and the run's index score after it (-1: gone)."""
     state, now, score = int(reply[0]), int(reply[1]), int(reply[2])
-    if state == 1:
-        expired = Finding(
-            type=FindingType.EXPIRED,
+
+    def found(kind: FindingType, stream_id: Any, due_ms: int, key: str = "|") -> Finding:
+        domain, _, action = key.partition("|")
+        return Finding(
+            type=kind,
             run_id=run_id,
             at_ms=now,
             source="sweep",
-            due_ms=score,
+            domain=domain or None,
+            action=action or None,
+            due_ms=due_ms,
             shard=shard,
-            stream_id=text(reply[3]),
+            stream_id=text(stream_id),
         )
-        return [expired], -1
-    findings = []
-    for i in range(3, len(reply), 3):
-        domain, _, action = text(reply[i]).partition("|")
-        findings.append(
-            Finding(
-                type=FindingType.MISSING,
-                run_id=run_id,
-                at_ms=now,
-                source="sweep",
-                domain=domain,
-                action=action,
-                due_ms=int(reply[i + 1]),
-                shard=shard,
-                stream_id=text(reply[i + 2]),
-            )
-        )
-    return findings, score
+
+    if state == 1:
+        return [found(FindingType.EXPIRED, reply[3], score)], -1
+    marks = [
+        found(FindingType.MISSING, reply[i + 2], int(reply[i + 1]), text(reply[i]))
+        for i in range(3, len(reply), 3)
+    ]
+    return marks, score
 
 
 def _pairs(actions: Sequence[ActionKey]) -> str:
@@ -145,9 +139,9 @@ class FindingsCursor:
         tail = parse_tail(replies)
         self.ids = [tail[shard] if i == "$" else i for shard, i in enumerate(self.ids)]
 
-    def next_call(self, count: int, block_ms: int | None) -> CommandCall:
-        """The ``XREAD`` of every shard after the current ids."""
-        return self._core.read_findings(self.ids, count, block_ms)
+    def next_call(self, count: int, block_ms: int, follow: bool) -> CommandCall:
+        """The ``XREAD`` of every shard after the current ids (blocking when following)."""
+        return self._core.read_findings(self.ids, count, block_ms if follow else None)
 
     def feed(self, replies: Sequence[Any]) -> list[Finding]:
         """The findings of a ``next_call`` reply, oldest first; advances the ids."""

@@ -37,7 +37,7 @@ from .core import (
     positive_int,
 )
 from .errors import RunNotFoundError
-from .findings import parse_sweep_reply, text, verdict_fields
+from .findings import parse_sweep_reply, parse_tail, text, verdict_fields
 from .models import (
     ActionKey,
     AuditExpectation,
@@ -195,6 +195,22 @@ def reconcile_steps(
     if record and result.status in (ReconciliationStatus.STALE, ReconciliationStatus.INCOMPLETE):
         yield core.record_finding(snapshot.run_id, result.status.value, verdict_fields(result))
     return result
+
+
+def violations_steps(core: StoreCore, run_id: uuid.UUID | str) -> Steps[list[AuditExpectation]]:
+    """The run's deadline violations (see :func:`deadline_violations`)."""
+    return deadline_violations((yield from snapshot_steps(core, run_id)))
+
+
+def summary_steps(core: StoreCore, run_id: uuid.UUID | str) -> Steps[dict[str, Any]]:
+    """The run's summary (see :func:`summary`); nothing is recorded."""
+    snapshot = yield from snapshot_steps(core, run_id)
+    return summary(snapshot, verdict(snapshot))
+
+
+def positions_steps(core: StoreCore) -> Steps[dict[int, str]]:
+    """The last id of every shard's findings stream."""
+    return parse_tail((yield core.findings_tail()))
 
 
 def parse_time_ms(reply: Sequence[Any]) -> int:

@@ -1,8 +1,8 @@
 """AuditReconciler: findings of runs, the deadline sweep and the findings stream (sync).
 
-The logic lives in :mod:`rac_store.reconcile_core` (sans-I/O); this class only
-drives it with a store's ``execute``. :class:`~rac_store.reconciler_async.AsyncAuditReconciler`
-is its asyncio twin.
+The logic lives in :mod:`rac_store.reconcile_core` (sans-I/O steps); this class
+only drives the steps with a store's ``execute``.
+:class:`~rac_store.reconciler_async.AsyncAuditReconciler` is its asyncio twin.
 """
 
 from __future__ import annotations
@@ -13,29 +13,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+from . import reconcile_core as rc
 from .core import DEFAULT_SWEEP_MARKS, Call, StoreCore
-from .findings import FindingsCursor, Since, parse_tail
+from .findings import FindingsCursor, Since
 from .metrics import Metrics, MetricsOption, resolve_metrics
-from .models import (
-    AuditExpectation,
-    Finding,
-    PendingReport,
-    ReconciliationResult,
-    SweepReport,
-)
-from .reconcile_core import (
-    RunSnapshot,
-    Steps,
-    T,
-    deadline_violations,
-    pending_steps,
-    reconcile_steps,
-    run_steps,
-    snapshot_steps,
-    summary,
-    sweep_steps,
-    verdict,
-)
+from .models import AuditExpectation, Finding, PendingReport, ReconciliationResult, SweepReport
 from .store import AuditStore, get_audit_store
 
 
@@ -55,6 +37,7 @@ class ReconcilerBase:
 
     def __init__(self, store: Any, metrics: MetricsOption) -> None:
         self._store = store
+        self._core: StoreCore = store.core
         self._metrics: Metrics | None = resolve_metrics(metrics)
 
     @property
@@ -76,8 +59,8 @@ class AuditReconciler(ReconcilerBase):
     ) -> None:
         super().__init__(store if store is not None else get_audit_store(), metrics)
 
-    def _run(self, steps: Steps[T]) -> T:
-        return run_steps(steps, self._store.execute)
+    def _run(self, steps: rc.Steps[rc.T]) -> rc.T:
+        return rc.run_steps(steps, self._store.execute)
 
     def reconcile(self, run_id: uuid.UUID | str, *, record: bool = True) -> ReconciliationResult:
         """The run's verdict and findings (RunNotFoundError for an unknown run).
@@ -87,25 +70,23 @@ class AuditReconciler(ReconcilerBase):
         expectation counts as missing here, and only the sweep marks it MISSING.
         """
         started = time.perf_counter()
-        result = self._run(reconcile_steps(self._store.core, run_id, record))
-        return self._observed(result, started)
+        return self._observed(self._run(rc.reconcile_steps(self._core, run_id, record)), started)
 
-    def snapshot(self, run_id: uuid.UUID | str) -> RunSnapshot:
+    def snapshot(self, run_id: uuid.UUID | str) -> rc.RunSnapshot:
         """One consistent read of the run (expectations, due times, drift, server time)."""
-        return self._run(snapshot_steps(self._store.core, run_id))
+        return self._run(rc.snapshot_steps(self._core, run_id))
 
     def pending(self, *, due_only: bool = False, limit: int = 100) -> PendingReport:
         """Runs in the pending indexes, earliest due first; only overdue ones with ``due_only``."""
-        return self._run(pending_steps(self._store.core, due_only, limit))
+        return self._run(rc.pending_steps(self._core, due_only, limit))
 
     def check_deadline_violations(self, run_id: uuid.UUID | str) -> list[AuditExpectation]:
         """Expectations that missed their deadline: MISSING, PENDING past due, or acked late."""
-        return deadline_violations(self._run(snapshot_steps(self._store.core, run_id)))
+        return self._run(rc.violations_steps(self._core, run_id))
 
     def get_run_audit_summary(self, run_id: uuid.UUID | str) -> dict[str, Any]:
         """Counts by status, next due time and the verdict of one run (nothing recorded)."""
-        snapshot = self._run(snapshot_steps(self._store.core, run_id))
-        return summary(snapshot, verdict(snapshot))
+        return self._run(rc.summary_steps(self._core, run_id))
 
     def sweep(self, *, limit: int = 1000, marks_per_run: int = DEFAULT_SWEEP_MARKS) -> SweepReport:
         """Mark overdue expectations MISSING in at most ``limit`` due runs (one script each).
@@ -114,11 +95,11 @@ class AuditReconciler(ReconcilerBase):
         server time; runs whose keys expired leave the index as EXPIRED findings.
         ``more_due`` in the report says whether another call has work left.
         """
-        return self._run(sweep_steps(self._store.core, limit, marks_per_run))
+        return self._run(rc.sweep_steps(self._core, limit, marks_per_run))
 
     def findings_positions(self) -> dict[int, str]:
         """The last stream id of every shard: pass it as ``since`` to read what comes after."""
-        return parse_tail(self._store.execute(self._store.core.findings_tail()))
+        return self._run(rc.positions_steps(self._core))
 
     def iter_findings(
         self,
@@ -129,19 +110,19 @@ class AuditReconciler(ReconcilerBase):
         block_ms: int = 1000,
         should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[Finding]:
-        """Events of every shard's findings stream, oldest first per shard.
+        """Events of every shard's findings stream, oldest first.
 
-        ``since``: "0" (all the streams still hold), "$" (only new ones) or an id
-        per shard. Without ``follow`` the iterator ends when it has caught up;
-        with it, it waits (``XREAD BLOCK block_ms``) for more until
-        ``should_stop()`` returns True, checked at least every ``block_ms``.
+        ``since``: "0" (all the streams still hold), "$" (only events after the
+        first iteration) or an id per shard (see :meth:`findings_positions`).
+        Without ``follow`` the iterator ends when it has caught up; with it, it
+        waits (``XREAD BLOCK block_ms``) for more until ``should_stop()`` returns
+        True, checked at least every ``block_ms``.
         """
-        cursor = FindingsCursor(self._store.core, since)
+        cursor = FindingsCursor(self._core, since)
         if cursor.needs_tail:
             cursor.set_tail(self._store.execute(cursor.tail_call()))
         while should_stop is None or not should_stop():
-            call = cursor.next_call(count, block_ms if follow else None)
-            batch = cursor.feed(self._store.execute(call))
+            batch = cursor.feed(self._store.execute(cursor.next_call(count, block_ms, follow)))
             yield from batch
             if not batch and not follow:
                 return
