@@ -36,5 +36,4 @@ for i = 4, #ARGV, 2 do
   fields[#fields + 1] = ARGV[i]
   fields[#fields + 1] = ARGV[i + 1]
 end
-local unpack_fields = table.unpack or unpack  -- Lua 5.4 (embedded) or 5.1 (Redis)
-return emit(KEYS[1], maxlen, unpack_fields(fields))
+return emit(KEYS[1], maxlen, unpack_all(fields))

@@ -21,7 +21,7 @@
 
   ARGV[1]  ttl_ms of every run key (whole number > 0)
   ARGV[2]  run_id (member of the pending index)
-  ARGV[3]  limit: most expectations marked by this call (whole number > 0)
+  ARGV[3]  limit: most expectations marked by this call (whole number 1..1000)
   ARGV[4]  findings stream bound (whole number > 0; approximate MAXLEN)
 
   Reply    { state, now_ms, next_due, ... }
@@ -38,7 +38,7 @@ if #KEYS ~= 7 or #ARGV ~= 4 then return redis.error_reply('RAC_BADARG expected 7
 local ttl_ms, run_id, limit, maxlen = whole(ARGV[1]), ARGV[2], whole(ARGV[3]), whole(ARGV[4])
 if ttl_ms == nil or ttl_ms == 0 then return redis.error_reply('RAC_BADARG ttl_ms') end
 if run_id == '' then return redis.error_reply('RAC_BADARG run_id') end
-if limit == nil or limit == 0 then return redis.error_reply('RAC_BADARG limit') end
+if limit == nil or limit == 0 or limit > 1000 then return redis.error_reply('RAC_BADARG limit') end
 if maxlen == nil or maxlen == 0 then return redis.error_reply('RAC_BADARG findings maxlen') end
 
 local now = now_ms()
@@ -53,28 +53,36 @@ if redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4]) == 0 then
   return { 1, now, tonumber(score), id }
 end
 
--- Overdue means server time > due, as for a late ack in add_acks.
+-- Overdue means server time > due, as for a late ack in add_acks. The overdue
+-- keys are the lowest scores of the due set, so ZPOPMIN takes exactly them.
 local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. at, 'WITHSCORES', 'LIMIT', 0, limit)
 local reply = { 0, now, -1 }
-local marked = 0
-for i = 1, #due, 2 do
-  local key, due_ms = due[i], due[i + 1]
-  redis.call('ZREM', KEYS[4], key)
-  local record = redis.call('HGET', KEYS[3], key)
-  if record and parse_status(record) == 'PENDING' then
-    redis.call('HSET', KEYS[3], key, status_record('MISSING', 0, 0))
-    local domain, action = string.match(key, '^([^|]*)|(.*)$')
-    local id = emit(KEYS[7], maxlen, 'type', 'MISSING', 'run_id', run_id, 'at_ms', at,
-      'source', 'sweep', 'domain', domain, 'action', action, 'due_ms', due_ms)
-    reply[#reply + 1] = key
-    reply[#reply + 1] = tonumber(due_ms)
-    reply[#reply + 1] = id
-    marked = marked + 1
+if #due > 0 then
+  local keys = {}
+  for i = 1, #due, 2 do keys[#keys + 1] = due[i] end
+  redis.call('ZPOPMIN', KEYS[4], #keys)
+  local records = redis.call('HMGET', KEYS[3], unpack_all(keys))
+  local marks = {}
+  for j, key in ipairs(keys) do
+    -- Only PENDING keys are ever due; the check keeps a broken invariant from spreading.
+    if records[j] and parse_status(records[j]) == 'PENDING' then
+      local due_ms = due[2 * j]
+      local domain, action = string.match(key, '^([^|]*)|(.*)$')
+      local id = emit(KEYS[7], maxlen, 'type', 'MISSING', 'run_id', run_id, 'at_ms', at,
+        'source', 'sweep', 'domain', domain, 'action', action, 'due_ms', due_ms)
+      marks[#marks + 1] = key
+      marks[#marks + 1] = status_record('MISSING', 0, 0)
+      reply[#reply + 1] = key
+      reply[#reply + 1] = tonumber(due_ms)
+      reply[#reply + 1] = id
+    end
+  end
+  if #marks > 0 then
+    redis.call('HSET', KEYS[3], unpack_all(marks))
+    add_issues(KEYS[3], #marks / 2)
+    refresh_ttl(2, 5, ttl_ms)
   end
 end
-add_issues(KEYS[3], marked)
-if not reindex_run(KEYS[1], KEYS[4], run_id) then
-  reply[3] = tonumber(redis.call('ZSCORE', KEYS[1], run_id))
-end
-if marked > 0 then refresh_ttl(2, 5, ttl_ms) end
+local gone, score = reindex_run(KEYS[1], KEYS[4], run_id)
+if not gone then reply[3] = tonumber(score) end
 return reply

@@ -32,8 +32,9 @@ from .validation import (
 Arg = str | bytes | int
 DEFAULT_FINDINGS_MAXLEN = 10_000
 """Default bound of each shard's findings stream (approximate ``XADD MAXLEN ~``)."""
-DEFAULT_SWEEP_MARKS = 1000
-"""Default limit of expectations one ``sweep_run`` call marks MISSING."""
+MAX_SWEEP_MARKS = 1000
+"""Most expectations one ``sweep_run`` call marks MISSING (its work per call is bounded)."""
+DEFAULT_SWEEP_MARKS = MAX_SWEEP_MARKS
 _OUTCOMES = (AckOutcome.RECORDED, AckOutcome.DUPLICATE, AckOutcome.DRIFT, AckOutcome.LATE)
 
 
@@ -105,6 +106,14 @@ def positive_int(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise InvalidInputError(f"{what} must be a positive int: {value!r:.80}")
     return value
+
+
+def sweep_marks(limit: object) -> int:
+    """``limit`` when it is a valid number of marks for one ``sweep_run`` call."""
+    marks = positive_int(limit, "marks limit")
+    if marks > MAX_SWEEP_MARKS:
+        raise InvalidInputError(f"marks limit must be at most {MAX_SWEEP_MARKS}: {marks}")
+    return marks
 
 
 class StoreCore:
@@ -180,7 +189,7 @@ class StoreCore:
     def sweep_run(self, run_id: uuid.UUID | str, limit: int = DEFAULT_SWEEP_MARKS) -> ScriptCall:
         """Mark one run's overdue PENDING expectations MISSING (at most ``limit``)."""
         run = canonical_run_id(run_id)
-        args = (self._ttl_ms, run, positive_int(limit, "limit"), self.findings_maxlen)
+        args = (self._ttl_ms, run, sweep_marks(limit), self.findings_maxlen)
         return ScriptCall("sweep_run", self.keys.for_run(run), args, "sweep")
 
     def record_finding(

@@ -35,6 +35,7 @@ from .core import (
     ms_to_datetime,
     parse_expectations,
     positive_int,
+    sweep_marks,
 )
 from .errors import RunNotFoundError
 from .findings import parse_sweep_reply, parse_tail, text, verdict_fields
@@ -241,7 +242,7 @@ def pending_steps(core: StoreCore, due_only: bool, limit: int) -> Steps[PendingR
 
 def sweep_steps(core: StoreCore, limit: int, marks_per_run: int) -> Steps[SweepReport]:
     """One bounded sweep: at most ``limit`` due runs, ``marks_per_run`` marks each."""
-    marks_per_run = positive_int(marks_per_run, "marks_per_run")
+    marks_per_run = sweep_marks(marks_per_run)
     due = yield from pending_steps(core, True, limit)
     more_due = due.more
     findings = []

@@ -177,8 +177,15 @@ def test_python_validation(rec: AuditReconciler, bad: Any) -> None:
         rec.sweep(marks_per_run=bad)
 
 
+def test_marks_per_run_is_capped(rec: AuditReconciler) -> None:
+    assert rec.sweep(marks_per_run=1000).findings == []
+    with pytest.raises(InvalidInputError):
+        rec.sweep(marks_per_run=1001)
+
+
 @pytest.mark.parametrize(
-    ("index", "value"), [(0, "0"), (0, "x"), (1, ""), (2, "0"), (2, "-3"), (3, "0"), (3, "1.5")]
+    ("index", "value"),
+    [(0, "0"), (0, "x"), (1, ""), (2, "0"), (2, "-3"), (2, "1001"), (3, "0"), (3, "1.5")],
 )
 def test_lua_validation_writes_nothing(
     store: AuditStore, raw_client: Any, index: int, value: str

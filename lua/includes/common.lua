@@ -33,16 +33,19 @@ end
 
 -- Keep the shard's pending index in step with one run's due set: the run is
 -- scored by its earliest PENDING due time, and leaves the index when none is left.
--- Returns true when the run has no PENDING expectation left.
+-- Returns true when the run has no PENDING expectation left, else false and its score.
 local function reindex_run(pending_key, due_key, run_id)
   local first = redis.call('ZRANGE', due_key, 0, 0, 'WITHSCORES')
   if first[1] then
     redis.call('ZADD', pending_key, first[2], run_id)
-    return false
+    return false, first[2]
   end
   redis.call('ZREM', pending_key, run_id)
   return true
 end
+
+-- Every value of an array as arguments (Lua 5.4 on the embedded backend, 5.1 on Redis).
+local unpack_all = table.unpack or unpack
 
 -- Open-issue counter of a run, a field of its st hash (no '|', so it is never an
 -- expectation key): expected keys that are FAILED or MISSING, plus acked keys
