@@ -208,3 +208,42 @@ def test_watch_follows_and_stops_on_sigterm(runs: Runs) -> None:
         process.wait()
     assert len(seen) == 2  # only what happened after it started: not the earlier COMPLETE
     assert process.stderr is not None and process.stderr.read() == ""
+
+
+def _poll(path: Path, text: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        content = path.read_text()
+        if text in content:
+            return content
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} never appeared in {path}")
+
+
+@pytest.mark.slow
+def test_sweeper_outlives_an_outage(tmp_path: Path) -> None:
+    first = server = RedisServer().start()
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as stderr:
+        process = subprocess.Popen(
+            [RAC_STORE, "sweep", "--every", "0.2", "--redis-url", server.url],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        lines = _lines(process)
+        _wait_for(lines, "sweep 1:")
+        server.stop()
+        assert "StoreUnavailableError" in _poll(errors, "StoreUnavailableError")
+        server = RedisServer(port=first.port).start()  # back, on the same address
+        _wait_for(lines, "sweep 2:")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0  # the last sweep worked
+        last = list(lines)[-1]
+        assert last.startswith("stopped after ") and " 0 error(s)" not in last
+    finally:
+        process.kill()
+        process.wait()
+        first.cleanup()
+        server.cleanup()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 import uuid
 from typing import Any
@@ -215,3 +216,45 @@ def test_server_time_decides_not_the_client_clock(
     monkeypatch.setattr(time, "time", lambda: real() + 86_400)  # this client is a day ahead
     assert rec.sweep().findings == []
     assert rec.reconcile(run, record=False).missing_actions == []
+
+
+def _sweeper(url: str, start: Any, results: Any) -> None:
+    """In a worker process: sweep until nothing is due; report the marks it made."""
+    store = AuditStore.from_url(url, metrics=False)
+    rec = AuditReconciler(store, metrics=False)
+    marks = 0
+    start.wait()
+    while True:
+        report = rec.sweep(limit=20, marks_per_run=2)
+        marks += len(report.missing)
+        if report.runs_swept == 0:
+            break
+    store.close()
+    results.put(marks)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["redis"])
+def test_concurrent_sweepers_mark_each_expectation_once(
+    store: AuditStore, rec: AuditReconciler, redis_server: Any
+) -> None:
+    runs = [uuid.uuid4() for _ in range(600)]
+    for run in runs:
+        declare(store, run, 0, 0, 0, LONG)
+    overdue()
+    ctx = multiprocessing.get_context("spawn")
+    start, results = ctx.Barrier(4), ctx.Queue()
+    procs = [
+        ctx.Process(target=_sweeper, args=(redis_server.url, start, results)) for _ in range(4)
+    ]
+    for proc in procs:
+        proc.start()
+    marks = [results.get(timeout=60) for _ in procs]
+    for proc in procs:
+        proc.join(30)
+        assert proc.exitcode == 0
+    assert sum(marks) == 3 * len(runs)
+    assert sum(m > 0 for m in marks) >= 2, marks  # they did sweep at the same time
+    events = [e for e in rec.iter_findings() if e.type is FindingType.MISSING]
+    assert len(events) == len({(e.run_id, e.action) for e in events}) == 3 * len(runs)
+    assert store.get_pending_run_ids(due_before=store.server_time_ms()) == []
