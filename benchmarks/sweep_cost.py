@@ -1,11 +1,14 @@
-"""The deadline sweep's cost per due run: wall time and Redis commands.
+"""The deadline sweep's cost per due run: wall time, server time and Redis commands.
 
 Starts its own redis-server on a free port (or uses --redis-url, which it
 FLUSHES: never point it at data you keep), declares RUNS runs whose
-expectations are overdue, then sweeps them all and reads ``INFO commandstats``.
-Also times the same sweep on the embedded backend.
+expectations are overdue, sweeps them all (``--limit`` runs per call), and
+reads ``INFO commandstats``. After every sweep call it sends as many PINGs on
+the same connection as the call swept runs, so that the ratio compares two
+figures taken side by side on a noisy machine. The embedded backend is timed
+the same way.
 
-    .venv/bin/python benchmarks/sweep_cost.py [--runs 2000] [--marks 1 4]
+    .venv/bin/python benchmarks/sweep_cost.py [--runs 2000] [--marks 1 4] [--limit 100]
 """
 
 from __future__ import annotations
@@ -35,32 +38,32 @@ def prepare(store: AuditStore, runs: int, marks: int) -> None:
     time.sleep(0.01)
 
 
-def sweep_all(rec: AuditReconciler, limit: int) -> tuple[float, int, int]:
-    """Sweep until nothing is due; (seconds, runs swept, sweep calls)."""
-    started, runs, calls = time.perf_counter(), 0, 0
+def sweep_all(rec: AuditReconciler, client: Any, limit: int) -> dict[str, float]:
+    """Sweep until nothing is due, with one PING per swept run after each call."""
+    sweep_s = ping_s = 0.0
+    runs = calls = pings = 0
     while True:
+        started = time.perf_counter()
         report = rec.sweep(limit=limit)
+        sweep_s += time.perf_counter() - started
         runs += report.runs_swept
         calls += 1
+        started = time.perf_counter()
+        for _ in range(max(report.runs_swept, 1)):
+            client.ping()
+        ping_s += time.perf_counter() - started
+        pings += max(report.runs_swept, 1)
         if not report.more_due:
-            return time.perf_counter() - started, runs, calls
-
-
-def commandstats(client: Any) -> dict[str, int]:
-    return {
-        k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in client.info("commandstats").items()
-    }
-
-
-def ping_us(client: Any, n: int = 2000) -> float:
-    """Mean PING round trip on the same connection, in microseconds."""
-    started = time.perf_counter()
-    for _ in range(n):
-        client.ping()
-    return (time.perf_counter() - started) / n * 1e6
+            return {
+                "runs": runs,
+                "calls": calls,
+                "us_per_run": sweep_s / runs * 1e6,
+                "ping_us": ping_s / pings * 1e6,
+            }
 
 
 def measure(client: Any, runs: int, marks: int, limit: int) -> dict[str, Any]:
+    """Prepare, sweep and count for one backend."""
     client.flushall()
     store = AuditStore(client, metrics=False)
     rec = AuditReconciler(store, metrics=False)
@@ -68,25 +71,25 @@ def measure(client: Any, runs: int, marks: int, limit: int) -> dict[str, Any]:
     embedded = type(client).__module__.startswith("fakeredis")
     if not embedded:
         client.config_resetstat()
-    seconds, swept, calls = sweep_all(rec, limit)
-    assert swept == runs, (swept, runs)
-    row: dict[str, Any] = {"us_per_run": seconds / runs * 1e6, "sweep_calls": calls}
+    row: dict[str, Any] = sweep_all(rec, client, limit)
+    assert row["runs"] == runs, (row, runs)
     if not embedded:
-        stats = commandstats(client)
-        stats.pop("config|resetstat", None)
-        stats.pop("info", None)
-        row["commands_per_run"] = sum(stats.values()) / runs
-        row["evalsha_per_run"] = stats.get("evalsha", 0) / runs
-        row["breakdown"] = {k: round(v / runs, 2) for k, v in sorted(stats.items())}
-    row["ping_us"] = ping_us(client)  # after the command counts: PINGs are not the sweep's
+        stats = {k.removeprefix("cmdstat_"): v for k, v in client.info("commandstats").items()}
+        for name in ("config|resetstat", "info", "ping"):
+            stats.pop(name, None)
+        calls = {k: int(v["calls"]) for k, v in stats.items()}
+        row["commands_per_run"] = sum(calls.values()) / runs
+        row["evalsha_per_run"] = calls.get("evalsha", 0) / runs
+        row["script_us"] = float(stats["evalsha"]["usec_per_call"])
+        row["breakdown"] = {k: round(v / runs, 2) for k, v in sorted(calls.items())}
     return row
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--marks", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--limit", type=int, default=1000)
+    parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--redis-url")
     args = parser.parse_args()
     server = None
@@ -105,12 +108,13 @@ def main() -> None:
             emb = measure(create_embedded_client(), args.runs, marks, args.limit)
             print(
                 f"\n{marks} overdue expectation(s) per run:"
-                f"\n  redis     {real['us_per_run']:8.1f} us per due run"
-                f" = {real['us_per_run'] / real['ping_us']:.2f} x PING ({real['ping_us']:.1f} us),"
-                f" {real['commands_per_run']:.2f} Redis commands per run"
-                f" ({real['evalsha_per_run']:.2f} EVALSHA per run,"
-                f" {real['sweep_calls']} sweep calls)"
-                f"\n  embedded  {emb['us_per_run']:8.1f} us per due run"
+                f"\n  redis     {real['us_per_run']:7.1f} us per due run"
+                f" = {real['us_per_run'] / real['ping_us']:.2f} x PING"
+                f" ({real['ping_us']:.1f} us, interleaved);"
+                f" script {real['script_us']:.1f} us of server time;"
+                f" {real['commands_per_run']:.2f} commands per run"
+                f" ({real['evalsha_per_run']:.2f} EVALSHA; {real['calls']} sweep calls)"
+                f"\n  embedded  {emb['us_per_run']:7.1f} us per due run"
                 f" = {emb['us_per_run'] / emb['ping_us']:.2f} x its PING ({emb['ping_us']:.1f} us)"
                 f"\n  commands per run: {real['breakdown']}"
             )
