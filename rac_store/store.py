@@ -14,12 +14,12 @@ from redis.commands.core import Script
 
 from . import core
 from .core import RetryPolicy, ScriptCall, StoreCore
-from .durability import StoreDurabilityMode, _determine_durability_mode, redis_url_from_env
-from .embedded import create_embedded_client, is_embedded
-from .errors import RACStoreError, is_retryable, map_redis_error
+from .durability import StoreDurabilityMode, choose_client
+from .embedded import create_embedded_client
+from .errors import map_redis_error
 from .keys import KeySpace
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
-from .scripts import SCRIPT_NAMES, load_source
+from .scripts import register_scripts
 
 
 class AuditStore:
@@ -40,19 +40,12 @@ class AuditStore:
         shards: int = 16,
         retry: RetryPolicy | None = None,
     ) -> None:
-        mode = _determine_durability_mode(redis_client)
-        if redis_client is None:
-            url = redis_url_from_env()
-            redis_client = redis.Redis.from_url(url) if url else create_embedded_client()
-        self._client = redis_client
-        self._mode = mode
+        self._client, self._mode = choose_client(
+            redis_client, redis.Redis.from_url, create_embedded_client
+        )
         self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds)
         self._retry = retry or RetryPolicy()
-        embedded = is_embedded(redis_client)
-        self._scripts: dict[str, Script] = {
-            name: redis_client.register_script(load_source(name).text(embedded))
-            for name in SCRIPT_NAMES
-        }
+        self._scripts: dict[str, Script] = register_scripts(self._client)
         self._call(self._core.init_meta())
 
     @classmethod
@@ -136,23 +129,14 @@ class AuditStore:
 
         def read() -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
-            for q in queries:
-                pipe.zrangebyscore(
-                    q.key,
-                    "-inf",
-                    q.max_score,
-                    start=0 if q.limit is not None else None,
-                    num=q.limit,
-                    withscores=True,
-                )
+            core.queue_pending_reads(pipe, queries)
             return list(pipe.execute())
 
         return core.merge_pending(self._read("get_pending_run_ids", read), limit)
 
     def server_time_ms(self) -> int:
         """The server's clock in epoch milliseconds (the clock deadlines use)."""
-        seconds, micros = self._read("server_time_ms", self._client.time)
-        return int(seconds) * 1000 + int(micros) // 1000
+        return core.parse_server_time(self._read("server_time_ms", self._client.time))
 
     # -- I/O --------------------------------------------------------------------------
     def _call(self, call: ScriptCall) -> Any:
@@ -161,16 +145,16 @@ class AuditStore:
 
     def _read(self, operation: str, send: Any) -> Any:
         """Run ``send`` with bounded retries on lost connections; map Redis errors."""
-        delays = self._retry.delays()
-        for attempt in range(len(delays) + 1):
+        attempt = 0
+        while True:
             try:
                 return send()
             except redis.RedisError as exc:
-                if attempt < len(delays) and is_retryable(exc):
-                    time.sleep(delays[attempt])
-                    continue
-                raise map_redis_error(exc, operation) from exc
-        raise RACStoreError(f"{operation}: no attempt was made")  # pragma: no cover
+                delay = self._retry.delay_after(attempt, exc)
+                if delay is None:
+                    raise map_redis_error(exc, operation) from exc
+                time.sleep(delay)
+                attempt += 1
 
     def close(self) -> None:
         """Close the client's connections."""
