@@ -1,0 +1,210 @@
+"""Auto-pipelining of ``add_ack``: acks submitted while a round trip is in flight share the next.
+
+Each caller gets a future of its own. Submitted calls wait in a queue; a
+dispatcher takes up to ``max_batch`` of them, merges them into one
+``add_acks.lua`` call per shard (:mod:`rac_store.coalesce`) and sends those
+calls in one pipelined round trip. While that trip is in flight, new acks
+queue up and go together in the next one.
+
+Rules (see docs/async.md):
+
+* Validation happens before a call is queued, so a bad ack fails only its caller.
+* An error reply fails the callers of that shard's call only; a lost connection
+  (after the bounded retries) fails the callers of that round trip only.
+* NOSCRIPT (e.g. after ``SCRIPT FLUSH``) reloads the script and re-sends the calls
+  that got it; acks are idempotent, so re-sending is safe.
+* Once queued, an ack is sent even if its caller is cancelled; the outcome is
+  dropped. Only ``flush`` (and ``aclose``) wait for queued acks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import redis
+from redis.exceptions import NoScriptError
+
+from .coalesce import MergedCall, merge_ack_calls
+from .core import RetryPolicy, ScriptCall, parse_outcomes
+from .errors import InvalidInputError, RACStoreError, map_redis_error
+from .models import AckOutcome
+
+DEFAULT_MAX_BATCH = 512
+"""Most acks in one round trip."""
+
+_Entry = tuple[ScriptCall, "asyncio.Future[AckOutcome]"]
+
+
+class AckPipeline:
+    """Coalesces single-ack ``add_acks`` calls of one store into shared round trips."""
+
+    def __init__(
+        self,
+        client: Any,
+        script: Any,
+        retry: RetryPolicy,
+        before_send: Callable[[], Awaitable[None]],
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_in_flight: int = 1,
+    ) -> None:
+        for name, value in (("max_batch", max_batch), ("max_in_flight", max_in_flight)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInputError(f"{name} must be a positive int: {value!r}")
+        self._client = client
+        self._script = script
+        self._retry = retry
+        self._before_send = before_send
+        self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
+        self._queue: deque[_Entry] = deque()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._scheduled = False
+        self.round_trips = 0
+        """Round trips sent so far (NOSCRIPT re-sends and retries not counted)."""
+
+    def submit(self, call: ScriptCall) -> asyncio.Future[AckOutcome]:
+        """Queue one validated single-ack call; the future resolves to its outcome.
+
+        Must be called from the event loop's thread. The ack is sent even if the
+        future is cancelled afterwards.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AckOutcome] = loop.create_future()
+        self._queue.append((call, future))
+        if not self._scheduled and len(self._in_flight) < self._max_in_flight:
+            # Send after the callbacks already queued in this loop iteration ran,
+            # so that acks submitted together leave together.
+            self._scheduled = True
+            loop.call_soon(self._dispatch_soon)
+        return future
+
+    async def flush(self) -> None:
+        """Wait until every ack queued so far has been sent and answered."""
+        while self._queue or self._in_flight:
+            if self._in_flight:
+                await asyncio.wait(set(self._in_flight))
+            else:
+                await asyncio.sleep(0)
+
+    @property
+    def queued(self) -> int:
+        """Acks waiting for a round trip."""
+        return len(self._queue)
+
+    # -- dispatch ---------------------------------------------------------------------
+    def _dispatch_soon(self) -> None:
+        self._scheduled = False
+        self._start_batches()
+
+    def _start_batches(self) -> None:
+        queue = self._queue
+        while queue and len(self._in_flight) < self._max_in_flight:
+            batch = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
+            task = asyncio.get_running_loop().create_task(self._send(batch))
+            self._in_flight.add(task)
+            task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        # Acks queued while this trip was in flight (including those of callers
+        # it just answered) go together in the next one.
+        self._start_batches()
+
+    # -- one round trip ------------------------------------------------------------------
+    async def _send(self, batch: list[_Entry]) -> None:
+        """Send ``batch`` and settle every caller's future; never raises but cancellation."""
+        try:
+            await self._before_send()
+            merged = merge_ack_calls([call for call, _ in batch])
+            self.round_trips += 1
+            replies = await self._execute(merged)
+        except asyncio.CancelledError as exc:
+            _fail(batch, range(len(batch)), exc)
+            raise
+        except Exception as exc:
+            _fail(batch, range(len(batch)), exc)
+            return
+        for part, reply in zip(merged, replies, strict=True):
+            if isinstance(reply, Exception):
+                _fail(batch, part.owners, reply)
+                continue
+            outcomes = _outcomes(reply, len(part.owners))
+            if outcomes is None:
+                _fail(batch, part.owners, RACStoreError(f"add_ack: bad reply {reply!r:.80}"))
+                continue
+            for owner, outcome in zip(part.owners, outcomes, strict=True):
+                future = batch[owner][1]
+                if not future.done():
+                    future.set_result(outcome)
+
+    async def _execute(self, merged: Sequence[MergedCall]) -> list[Any]:
+        """One reply (or error reply) per merged call, with bounded retries on lost connections."""
+        attempt = 0
+        while True:
+            try:
+                return await self._with_reload(merged)
+            except redis.RedisError as exc:
+                delay = self._retry.delay_after(attempt, exc)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+                attempt += 1
+
+    async def _with_reload(self, merged: Sequence[MergedCall]) -> list[Any]:
+        """Send the calls; re-send those that met NOSCRIPT once the script is loaded again."""
+        replies = await self._round_trip(merged)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            self._script.sha = await self._client.script_load(self._script.script)
+            again = await self._round_trip([merged[i] for i in missing])
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
+        return replies
+
+    async def _round_trip(self, merged: Sequence[MergedCall]) -> list[Any]:
+        """The calls in one round trip: a plain EVALSHA for one, a pipeline for several."""
+        sha = self._script.sha
+        if len(merged) == 1:
+            call = merged[0].call
+            try:
+                return [await self._client.evalsha(sha, len(call.keys), *call.keys, *call.args)]
+            except redis.ResponseError as exc:
+                return [exc]
+        pipe = self._client.pipeline(transaction=False)
+        for part in merged:
+            call = part.call
+            pipe.execute_command("EVALSHA", sha, len(call.keys), *call.keys, *call.args)
+        return list(await pipe.execute(raise_on_error=False))
+
+
+def _outcomes(reply: Any, count: int) -> list[AckOutcome] | None:
+    """The outcomes of one merged call, or None when the reply is not ``count`` outcomes."""
+    try:
+        outcomes = parse_outcomes(reply)
+    except (TypeError, IndexError):
+        return None
+    return outcomes if len(outcomes) == count else None
+
+
+def _fail(batch: Sequence[_Entry], owners: Sequence[int] | range, exc: BaseException) -> None:
+    """Settle the futures of ``owners`` with the error (mapped per caller)."""
+    for owner in dict.fromkeys(owners):
+        future = batch[owner][1]
+        if not future.done():
+            future.set_exception(_caller_error(exc))
+
+
+def _caller_error(exc: BaseException) -> BaseException:
+    """The error one caller sees: a typed store error chained to the Redis error."""
+    if isinstance(exc, redis.RedisError):
+        error = map_redis_error(exc, "add_ack")
+    elif isinstance(exc, asyncio.CancelledError):
+        error = RACStoreError("add_ack: the round trip was cancelled before its reply")
+    else:
+        return exc
+    error.__cause__ = exc
+    return error
