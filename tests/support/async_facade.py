@@ -52,9 +52,7 @@ class SyncFacade:
         self._runner = runner
 
     @classmethod
-    def open(
-        cls, runner: LoopThread, make_client: Callable[[], Any], **options: Any
-    ) -> SyncFacade:
+    def open(cls, runner: LoopThread, make_client: Callable[[], Any], **options: Any) -> SyncFacade:
         """A store made (and initialized, as AuditStore's constructor does) on the loop."""
 
         async def make() -> AsyncAuditStore:
