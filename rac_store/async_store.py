@@ -28,6 +28,19 @@ from .keys import KeySpace
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .scripts import register_scripts
 
+POOL_SIZE = 64
+"""Connections of a client the store makes itself (``from_url``, ``RAC_REDIS_URL``)."""
+
+
+def connect(url: str, max_connections: int = POOL_SIZE) -> redis.asyncio.Redis:
+    """An asyncio client of ``url`` whose callers wait for a free connection rather than fail.
+
+    redis.asyncio's default pool raises "Too many connections" past 100 concurrent
+    commands; a blocking pool queues them instead.
+    """
+    pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=max_connections)
+    return redis.asyncio.Redis.from_pool(pool)
+
 
 class AsyncAuditStore:
     """Expectations and acks of runs, kept in Redis by atomic Lua scripts, for asyncio.
@@ -57,7 +70,7 @@ class AsyncAuditStore:
         autopipeline_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
         self._client, self._mode = choose_client(
-            redis_client, redis.asyncio.Redis.from_url, create_embedded_async_client
+            redis_client, connect, create_embedded_async_client
         )
         self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds)
         self._retry = retry or RetryPolicy()
@@ -77,7 +90,7 @@ class AsyncAuditStore:
     @classmethod
     def from_url(cls, url: str, **options: Any) -> AsyncAuditStore:
         """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``)."""
-        return cls(redis.asyncio.Redis.from_url(url), **options)
+        return cls(connect(url), **options)
 
     async def initialize(self) -> None:
         """Record (or check) the shard count and layout; runs once, later calls return at once.

@@ -24,12 +24,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import hiredis
 import redis
 from redis.exceptions import NoScriptError
 
 from .coalesce import MergedCall, merge_ack_calls
 from .core import RetryPolicy, ScriptCall, parse_outcomes
-from .errors import InvalidInputError, RACStoreError, map_redis_error
+from .errors import InvalidInputError, RACStoreError, UnsupportedServerError, map_redis_error
 from .models import AckOutcome
 
 DEFAULT_MAX_BATCH = 512
@@ -49,12 +50,18 @@ class AckPipeline:
         before_send: Callable[[], Awaitable[None]],
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
-        max_in_flight: int = 1,
+        max_in_flight: int = 2,
     ) -> None:
         for name, value in (("max_batch", max_batch), ("max_in_flight", max_in_flight)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"{name} must be a positive int: {value!r}")
+        if not callable(getattr(getattr(client, "connection_pool", None), "get_connection", None)):
+            raise UnsupportedServerError(
+                f"auto-pipelining needs a client with a connection pool (redis.asyncio.Redis),"
+                f" not {type(client).__name__}: pass autopipeline=False"
+            )
         self._client = client
+        self._pack = _utf8_packer(client)
         self._script = script
         self._retry = retry
         self._before_send = before_send
@@ -166,19 +173,48 @@ class AckPipeline:
         return replies
 
     async def _round_trip(self, merged: Sequence[MergedCall]) -> list[Any]:
-        """The calls in one round trip: a plain EVALSHA for one, a pipeline for several."""
-        sha = self._script.sha
-        if len(merged) == 1:
-            call = merged[0].call
-            try:
-                return [await self._client.evalsha(sha, len(call.keys), *call.keys, *call.args)]
-            except redis.ResponseError as exc:
-                return [exc]
-        pipe = self._client.pipeline(transaction=False)
-        for part in merged:
-            call = part.call
-            pipe.execute_command("EVALSHA", sha, len(call.keys), *call.keys, *call.args)
-        return list(await pipe.execute(raise_on_error=False))
+        """Send the calls back to back on one pooled connection; read one reply each.
+
+        Error replies are kept as values. Any other failure (lost connection,
+        cancellation) closes the connection, so that a half-read reply never
+        reaches another command, and is raised.
+        """
+        commands = [
+            ("EVALSHA", self._script.sha, len(m.call.keys), *m.call.keys, *m.call.args)
+            for m in merged
+        ]
+        pool = self._client.connection_pool
+        connection = await pool.get_connection()
+        try:
+            if self._pack is not None:
+                await connection.send_packed_command(b"".join(map(self._pack, commands)))
+            else:
+                await connection.send_packed_command(connection.pack_commands(commands))
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            await connection.disconnect()
+            raise
+        finally:
+            await pool.release(connection)
+        return replies
+
+
+def _utf8_packer(client: Any) -> Callable[[tuple[Any, ...]], bytes] | None:
+    """hiredis's C packer when the client encodes text as strict UTF-8 (the default), else None.
+
+    hiredis writes the same bytes as redis-py's packer for UTF-8 text, many times
+    faster; a client with another encoding keeps redis-py's packer and its encoder.
+    """
+    kwargs = client.connection_pool.connection_kwargs
+    encoding = str(kwargs.get("encoding", "utf-8")).lower().replace("_", "-")
+    if encoding in ("utf-8", "utf8") and kwargs.get("encoding_errors", "strict") == "strict":
+        return hiredis.pack_command
+    return None
 
 
 def _outcomes(reply: Any, count: int) -> list[AckOutcome] | None:

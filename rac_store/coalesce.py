@@ -59,9 +59,11 @@ def merge_ack_calls(calls: Sequence[ScriptCall], operation: str = "add_ack") -> 
         group = runs.get(keys[1])
         if group is None:
             group = runs[keys[1]] = _RunGroup(keys[1:6], args[2])
-        values = args[4:]
-        group.values.extend(values)
-        group.owners.extend([index] * (len(values) // _ACK_VALUES))
+        group.values += args[4:]
+        if args[3] == 1:
+            group.owners.append(index)
+        else:
+            group.owners += [index] * ((len(args) - 4) // _ACK_VALUES)
     return [
         _merge_shard(pending, runs.values(), ttl, operation) for pending, runs in shards.items()
     ]
