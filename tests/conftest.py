@@ -123,3 +123,12 @@ def async_store_factory(
 def store(store_factory: StoreFactory) -> AuditStore:
     """A store on the test's backend."""
     return store_factory()
+
+
+@pytest.fixture(params=SYNC_BACKENDS)
+def any_server(request: pytest.FixtureRequest) -> Any:
+    """A fresh embedded server, or the session's private redis-server emptied for the test."""
+    if request.param == "embedded":
+        return fakeredis.FakeServer(version=(7, 0))
+    request.getfixturevalue("redis_client")  # empties the server
+    return request.getfixturevalue("redis_server")
