@@ -20,13 +20,11 @@ import redis.asyncio
 
 from . import core
 from .autopipeline import DEFAULT_MAX_BATCH, AckPipeline
-from .core import RetryPolicy, ScriptCall, StoreCore
-from .durability import StoreDurabilityMode, choose_client
+from .core import RetryPolicy, ScriptCall
 from .embedded import create_embedded_async_client
 from .errors import map_redis_error
-from .keys import KeySpace
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
-from .scripts import register_scripts
+from .store_base import StoreBase
 
 POOL_SIZE = 64
 """Connections of a client the store makes itself (``from_url``, ``RAC_REDIS_URL``)."""
@@ -42,7 +40,7 @@ def connect(url: str, max_connections: int = POOL_SIZE) -> redis.asyncio.Redis:
     return redis.asyncio.Redis.from_pool(pool)
 
 
-class AsyncAuditStore:
+class AsyncAuditStore(StoreBase):
     """Expectations and acks of runs, kept in Redis by atomic Lua scripts, for asyncio.
 
     Takes the options of :class:`~rac_store.store.AuditStore` and the same
@@ -69,12 +67,15 @@ class AsyncAuditStore:
         autopipeline: bool = True,
         autopipeline_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
-        self._client, self._mode = choose_client(
-            redis_client, connect, create_embedded_async_client
+        super().__init__(
+            redis_client,
+            connect,
+            create_embedded_async_client,
+            prefix=prefix,
+            ttl_seconds=ttl_seconds,
+            shards=shards,
+            retry=retry,
         )
-        self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds)
-        self._retry = retry or RetryPolicy()
-        self._scripts: dict[str, Any] = register_scripts(self._client)
         self._initialized = False
         self._init_lock = asyncio.Lock()
         self._acks: AckPipeline | None = None
@@ -121,26 +122,6 @@ class AsyncAuditStore:
         await self.aclose()
 
     # -- properties -------------------------------------------------------------------
-    @property
-    def durability_mode(self) -> StoreDurabilityMode:
-        """MEMORY (embedded, in-process) or REDIS."""
-        return self._mode
-
-    @property
-    def is_durable(self) -> bool:
-        """True when the data lives in a Redis server."""
-        return self._mode is StoreDurabilityMode.REDIS
-
-    @property
-    def client(self) -> Any:
-        """The asyncio Redis client the store uses (the embedded one in MEMORY mode)."""
-        return self._client
-
-    @property
-    def core(self) -> StoreCore:
-        """The sans-I/O core: key space, TTL and call builders."""
-        return self._core
-
     @property
     def autopipeline(self) -> AckPipeline | None:
         """The ack pipeline, or None when auto-pipelining is off."""

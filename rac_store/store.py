@@ -10,19 +10,16 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from redis.commands.core import Script
 
 from . import core
-from .core import RetryPolicy, ScriptCall, StoreCore
-from .durability import StoreDurabilityMode, choose_client
+from .core import RetryPolicy, ScriptCall
 from .embedded import create_embedded_client
 from .errors import map_redis_error
-from .keys import KeySpace
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
-from .scripts import register_scripts
+from .store_base import StoreBase
 
 
-class AuditStore:
+class AuditStore(StoreBase):
     """Expectations and acks of runs, kept in Redis by atomic Lua scripts.
 
     With no ``redis_client`` the environment decides (see
@@ -40,39 +37,21 @@ class AuditStore:
         shards: int = 16,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self._client, self._mode = choose_client(
-            redis_client, redis.Redis.from_url, create_embedded_client
+        super().__init__(
+            redis_client,
+            redis.Redis.from_url,
+            create_embedded_client,
+            prefix=prefix,
+            ttl_seconds=ttl_seconds,
+            shards=shards,
+            retry=retry,
         )
-        self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds)
-        self._retry = retry or RetryPolicy()
-        self._scripts: dict[str, Script] = register_scripts(self._client)
         self._call(self._core.init_meta())
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> AuditStore:
         """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``)."""
         return cls(redis.Redis.from_url(url), **options)
-
-    # -- properties -------------------------------------------------------------------
-    @property
-    def durability_mode(self) -> StoreDurabilityMode:
-        """MEMORY (embedded, in-process) or REDIS."""
-        return self._mode
-
-    @property
-    def is_durable(self) -> bool:
-        """True when the data lives in a Redis server."""
-        return self._mode is StoreDurabilityMode.REDIS
-
-    @property
-    def client(self) -> Any:
-        """The Redis client the store uses (the embedded one in MEMORY mode)."""
-        return self._client
-
-    @property
-    def core(self) -> StoreCore:
-        """The sans-I/O core: key space, TTL and call builders."""
-        return self._core
 
     # -- writes -----------------------------------------------------------------------
     def add_expectations(
