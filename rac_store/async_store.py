@@ -205,14 +205,20 @@ class AsyncAuditStore(StoreBase):
 
     # -- lifetime ---------------------------------------------------------------------
     async def flush(self) -> None:
-        """Wait until every ack queued by ``add_ack`` so far has been sent and answered."""
+        """Wait until every ack queued by ``add_ack`` so far has been sent and answered.
+
+        Raises RACStoreError when an ack whose caller was cancelled could not be
+        recorded since the last flush (its error has nobody else to reach).
+        """
         if self._acks is not None:
             await self._acks.flush()
 
     async def aclose(self) -> None:
-        """Send the queued acks, then close the client's connections."""
-        await self.flush()
-        await self._client.aclose()
+        """Send the queued acks, then close the client's connections (also when flush raises)."""
+        try:
+            await self.flush()
+        finally:
+            await self._client.aclose()
 
     # -- I/O --------------------------------------------------------------------------
     async def _call(self, call: ScriptCall) -> Any:

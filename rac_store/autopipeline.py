@@ -70,6 +70,8 @@ class AckPipeline:
         self._queue: deque[_Entry] = deque()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._scheduled = False
+        self._orphans = 0
+        self._first_orphan: BaseException | None = None
         self.round_trips = 0
         """Round trips sent so far (NOSCRIPT re-sends and retries not counted)."""
 
@@ -90,12 +92,23 @@ class AckPipeline:
         return future
 
     async def flush(self) -> None:
-        """Wait until every ack queued so far has been sent and answered."""
+        """Wait until every ack queued so far has been sent and answered.
+
+        Raises RACStoreError when acks of cancelled callers failed since the last
+        flush: nobody else is left to hear of it.
+        """
         while self._queue or self._in_flight:
             if self._in_flight:
                 await asyncio.wait(set(self._in_flight))
             else:
                 await asyncio.sleep(0)
+        if self._orphans:
+            count, first = self._orphans, self._first_orphan
+            self._orphans, self._first_orphan = 0, None
+            raise RACStoreError(
+                f"add_ack: {count} ack(s) of cancelled callers were not recorded;"
+                f" the first error: {first}"
+            ) from first
 
     @property
     def queued(self) -> int:
@@ -130,23 +143,38 @@ class AckPipeline:
             self.round_trips += 1
             replies = await self._execute(merged)
         except asyncio.CancelledError as exc:
-            _fail(batch, range(len(batch)), exc)
+            self._fail(batch, range(len(batch)), exc)
             raise
         except Exception as exc:
-            _fail(batch, range(len(batch)), exc)
+            self._fail(batch, range(len(batch)), exc)
             return
         for part, reply in zip(merged, replies, strict=True):
             if isinstance(reply, Exception):
-                _fail(batch, part.owners, reply)
+                self._fail(batch, part.owners, reply)
                 continue
             outcomes = _outcomes(reply, len(part.owners))
             if outcomes is None:
-                _fail(batch, part.owners, RACStoreError(f"add_ack: bad reply {reply!r:.80}"))
+                self._fail(batch, part.owners, RACStoreError(f"add_ack: bad reply {reply!r:.80}"))
                 continue
             for owner, outcome in zip(part.owners, outcomes, strict=True):
                 future = batch[owner][1]
                 if not future.done():
                     future.set_result(outcome)
+
+    def _fail(
+        self, batch: Sequence[_Entry], owners: Sequence[int] | range, exc: BaseException
+    ) -> None:
+        """Settle the futures of ``owners`` with the error (mapped per caller).
+
+        A cancelled caller cannot hear of it: its error is kept for ``flush``.
+        """
+        for owner in dict.fromkeys(owners):
+            future = batch[owner][1]
+            if future.cancelled():
+                self._orphans += 1
+                self._first_orphan = self._first_orphan or _caller_error(exc)
+            elif not future.done():
+                future.set_exception(_caller_error(exc))
 
     async def _execute(self, merged: Sequence[MergedCall]) -> list[Any]:
         """One reply (or error reply) per merged call, with bounded retries on lost connections."""
@@ -224,14 +252,6 @@ def _outcomes(reply: Any, count: int) -> list[AckOutcome] | None:
     except (TypeError, IndexError):
         return None
     return outcomes if len(outcomes) == count else None
-
-
-def _fail(batch: Sequence[_Entry], owners: Sequence[int] | range, exc: BaseException) -> None:
-    """Settle the futures of ``owners`` with the error (mapped per caller)."""
-    for owner in dict.fromkeys(owners):
-        future = batch[owner][1]
-        if not future.done():
-            future.set_exception(_caller_error(exc))
 
 
 def _caller_error(exc: BaseException) -> BaseException:

@@ -20,6 +20,7 @@ from rac_store import (
     AuditExpectation,
     DomainAck,
     InvalidInputError,
+    RACStoreError,
     RetryPolicy,
     StoreResponseError,
     StoreUnavailableError,
@@ -426,3 +427,22 @@ def test_pipeline_refuses_bad_bounds_directly() -> None:
     client = fakeredis.FakeAsyncRedis()
     with pytest.raises(InvalidInputError, match="max_in_flight"):
         AckPipeline(client, None, FAST_RETRY, asyncio.sleep, max_in_flight=0)
+
+
+def test_failure_of_a_cancelled_callers_ack_is_raised_by_flush(any_server: Any) -> None:
+    broken = run_on_shard(7)
+    sync_client(any_server).set(f"rac:{{7}}:acks:{broken}", "not a list")
+
+    async def main() -> None:
+        store = AsyncAuditStore(async_client(any_server))
+        await store.initialize()
+        task = asyncio.create_task(store.add_ack(broken, DomainAck(broken, "w", "lost")))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(RACStoreError, match="1 ack") as caught:
+            await store.flush()
+        assert isinstance(caught.value.__cause__, StoreResponseError)
+        await store.flush()  # reported once
+        await store.aclose()
+
+    asyncio.run(main())
