@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rac_store import AckOutcome, AuditExpectation, AuditStore, DomainAck
+from rac_store import AckOutcome, AckStatus, AuditExpectation, AuditStore, DomainAck
 from rac_store.coalesce import merge_ack_calls
 from rac_store.core import StoreCore, parse_outcomes
 from rac_store.keys import KeySpace
@@ -78,8 +78,8 @@ def _acks(picks: list[Pick]) -> list[DomainAck]:
         if repeat is not None and repeat < len(acks):
             acks.append(acks[repeat])  # the same ack again: a duplicate
             continue
-        status = "SUCCESS" if ok else "FAILED"
-        acks.append(DomainAck(RUNS[run], "d", f"a{action}", status=status))  # type: ignore[arg-type]
+        status = AckStatus.SUCCESS if ok else AckStatus.FAILED
+        acks.append(DomainAck(RUNS[run], "d", f"a{action}", status=status))
     return acks
 
 
