@@ -9,8 +9,9 @@ Figures, measured side by side in one run against one server (acks/s and ratios)
 * ``async_unpipelined_acks_per_s``: AsyncAuditStore(autopipeline=False);
 * ``sync_acks_per_s``: the sync AuditStore acking in a loop in one process;
 * ``ratio_vs_naive`` (goal >= 5) and ``ratio_vs_sync``;
-* per variant, the CPU time per ack of this process and of redis-server: less
-  sensitive than rates to other load on a shared machine.
+* per variant, the CPU time per ack of this process and of redis-server, and
+  ``cpu_ratio_vs_naive`` (naive's client + server CPU per ack / the auto-pipelined
+  store's): less sensitive than rates to other load on a shared machine.
 
 Workload: every caller acks its own run's declared expectations, one ack after
 another, so each ack is RECORDED and no two callers share a run (the case that
@@ -166,7 +167,13 @@ def run(redis_url: str, quick: bool) -> dict[str, float]:
     figures["shared_runs_ratio_vs_naive"] = (
         figures["shared_runs_async_acks_per_s"] / figures["shared_runs_naive_acks_per_s"]
     )
+    figures["cpu_ratio_vs_naive"] = _cpu_per_ack(figures, "naive") / _cpu_per_ack(figures, "async")
     return figures
+
+
+def _cpu_per_ack(figures: dict[str, float], name: str) -> float:
+    """Client plus server CPU time per ack of one variant (µs)."""
+    return figures[f"{name}_client_cpu_us_per_ack"] + figures[f"{name}_redis_cpu_us_per_ack"]
 
 
 @contextlib.contextmanager
