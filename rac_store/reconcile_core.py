@@ -34,6 +34,7 @@ from .core import (
     StoreCore,
     ms_to_datetime,
     parse_expectations,
+    parse_server_time,
     positive_int,
     sweep_marks,
 )
@@ -214,12 +215,6 @@ def positions_steps(core: StoreCore) -> Steps[dict[int, str]]:
     return parse_tail((yield core.findings_tail()))
 
 
-def parse_time_ms(reply: Sequence[Any]) -> int:
-    """Epoch milliseconds from a ``TIME`` reply."""
-    seconds, micros = reply
-    return int(seconds) * 1000 + int(micros) // 1000
-
-
 def _score_pairs(reply: Sequence[Any]) -> list[tuple[bytes, float]]:
     """A WITHSCORES range as (member, score) pairs, flat (RESP2) or nested (RESP3)."""
     if reply and not isinstance(reply[0], list | tuple):
@@ -230,7 +225,7 @@ def _score_pairs(reply: Sequence[Any]) -> list[tuple[bytes, float]]:
 def pending_steps(core: StoreCore, due_only: bool, limit: int) -> Steps[PendingReport]:
     """Runs of every shard's pending index, earliest due first (only overdue ones if asked)."""
     limit = positive_int(limit, "limit")
-    now = parse_time_ms((yield core.server_time())[0])
+    now = parse_server_time((yield core.server_time())[0])
     replies = yield core.pending_runs(now if due_only else None, limit + 1, "pending")
     merged = heapq.merge(*(_score_pairs(r) for r in replies), key=lambda pair: pair[1])
     runs = [

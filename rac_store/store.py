@@ -10,27 +10,17 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from redis.commands.core import Script
 
 from . import core
-from .core import (
-    DEFAULT_FINDINGS_MAXLEN,
-    Call,
-    CommandCall,
-    RetryPolicy,
-    ScriptCall,
-    StoreCore,
-)
-from .durability import StoreDurabilityMode, _determine_durability_mode, redis_url_from_env
-from .embedded import create_embedded_client, is_embedded
-from .errors import RACStoreError, is_retryable, map_redis_error
-from .keys import KeySpace
-from .metrics import MetricsOption, resolve_metrics
+from .core import DEFAULT_FINDINGS_MAXLEN, Call, CommandCall, RetryPolicy, ScriptCall
+from .embedded import create_embedded_client
+from .errors import map_redis_error
+from .metrics import MetricsOption
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
-from .scripts import SCRIPT_NAMES, load_source
+from .store_base import StoreBase
 
 
-class AuditStore:
+class AuditStore(StoreBase):
     """Expectations and acks of runs, kept in Redis by atomic Lua scripts.
 
     With no ``redis_client`` the environment decides (see
@@ -51,47 +41,23 @@ class AuditStore:
         findings_maxlen: int = DEFAULT_FINDINGS_MAXLEN,
         metrics: MetricsOption = None,
     ) -> None:
-        mode = _determine_durability_mode(redis_client)
-        if redis_client is None:
-            url = redis_url_from_env()
-            redis_client = redis.Redis.from_url(url) if url else create_embedded_client()
-        self._client = redis_client
-        self._mode = mode
-        self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds, findings_maxlen)
-        self._metrics = resolve_metrics(metrics)
-        self._retry = retry or RetryPolicy()
-        embedded = is_embedded(redis_client)
-        self._scripts: dict[str, Script] = {
-            name: redis_client.register_script(load_source(name).text(embedded))
-            for name in SCRIPT_NAMES
-        }
+        super().__init__(
+            redis_client,
+            redis.Redis.from_url,
+            create_embedded_client,
+            prefix=prefix,
+            ttl_seconds=ttl_seconds,
+            shards=shards,
+            retry=retry,
+            findings_maxlen=findings_maxlen,
+            metrics=metrics,
+        )
         self._call(self._core.init_meta())
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> AuditStore:
         """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``)."""
         return cls(redis.Redis.from_url(url), **options)
-
-    # -- properties -------------------------------------------------------------------
-    @property
-    def durability_mode(self) -> StoreDurabilityMode:
-        """MEMORY (embedded, in-process) or REDIS."""
-        return self._mode
-
-    @property
-    def is_durable(self) -> bool:
-        """True when the data lives in a Redis server."""
-        return self._mode is StoreDurabilityMode.REDIS
-
-    @property
-    def client(self) -> Any:
-        """The Redis client the store uses (the embedded one in MEMORY mode)."""
-        return self._client
-
-    @property
-    def core(self) -> StoreCore:
-        """The sans-I/O core: key space, TTL and call builders."""
-        return self._core
 
     # -- writes -----------------------------------------------------------------------
     def add_expectations(
@@ -154,23 +120,14 @@ class AuditStore:
 
         def read() -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
-            for q in queries:
-                pipe.zrangebyscore(
-                    q.key,
-                    "-inf",
-                    q.max_score,
-                    start=0 if q.limit is not None else None,
-                    num=q.limit,
-                    withscores=True,
-                )
+            core.queue_pending_reads(pipe, queries)
             return list(pipe.execute())
 
         return core.merge_pending(self._read("get_pending_run_ids", read), limit)
 
     def server_time_ms(self) -> int:
         """The server's clock in epoch milliseconds (the clock deadlines use)."""
-        seconds, micros = self._read("server_time_ms", self._client.time)
-        return int(seconds) * 1000 + int(micros) // 1000
+        return core.parse_server_time(self._read("server_time_ms", self._client.time))
 
     # -- I/O --------------------------------------------------------------------------
     def execute(self, call: Call) -> Any:
@@ -195,16 +152,16 @@ class AuditStore:
 
     def _read(self, operation: str, send: Any) -> Any:
         """Run ``send`` with bounded retries on lost connections; map Redis errors."""
-        delays = self._retry.delays()
-        for attempt in range(len(delays) + 1):
+        attempt = 0
+        while True:
             try:
                 return send()
             except redis.RedisError as exc:
-                if attempt < len(delays) and is_retryable(exc):
-                    time.sleep(delays[attempt])
-                    continue
-                raise map_redis_error(exc, operation) from exc
-        raise RACStoreError(f"{operation}: no attempt was made")  # pragma: no cover
+                delay = self._retry.delay_after(attempt, exc)
+                if delay is None:
+                    raise map_redis_error(exc, operation) from exc
+                time.sleep(delay)
+                attempt += 1
 
     def close(self) -> None:
         """Close the client's connections."""

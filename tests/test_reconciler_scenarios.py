@@ -45,7 +45,7 @@ def _send_chunk(url: str, chunk: Batch) -> int:
 @pytest.fixture
 def send(backend: str, store: AuditStore, request: pytest.FixtureRequest) -> Iterator[Send]:
     """How a phase's acks are written: in-process (embedded) or from worker processes."""
-    if backend == "embedded":
+    if backend.endswith("embedded"):
 
         def local(batch: Batch) -> None:
             for run, acks in batch:

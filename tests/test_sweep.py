@@ -43,11 +43,13 @@ def rec(store: AuditStore) -> AuditReconciler:
     return AuditReconciler(store, metrics=False)
 
 
-def index_score(store: AuditStore, run: uuid.UUID) -> Any:
-    return store.client.zscore(store.core.keys.for_run(str(run)).pending, str(run))
+def index_score(store: AuditStore, client: Any, run: uuid.UUID) -> Any:
+    return client.zscore(store.core.keys.for_run(str(run)).pending, str(run))
 
 
-def test_marks_only_overdue_pending_and_rescores(store: AuditStore, rec: AuditReconciler) -> None:
+def test_marks_only_overdue_pending_and_rescores(
+    store: AuditStore, rec: AuditReconciler, raw_client: Any
+) -> None:
     run = uuid.uuid4()
     declare(store, run, 0, 0, LONG, LONG)
     store.add_ack(run, create_domain_ack(run, "d", "a2"))
@@ -66,20 +68,22 @@ def test_marks_only_overdue_pending_and_rescores(store: AuditStore, rec: AuditRe
         "a2": AuditStatus.ACKED,
         "a3": AuditStatus.PENDING,
     }
-    due = store.client.zscore(store.core.keys.for_run(str(run))[3], "d|a3")
-    assert index_score(store, run) == due > report.now_ms  # re-scored to the next due time
+    due = raw_client.zscore(store.core.keys.for_run(str(run))[3], "d|a3")
+    assert (
+        index_score(store, raw_client, run) == due > report.now_ms
+    )  # re-scored to the next due time
     assert rec.sweep().findings == []  # nothing marked twice
 
 
 def test_run_leaves_the_index_when_nothing_is_pending(
-    store: AuditStore, rec: AuditReconciler
+    store: AuditStore, rec: AuditReconciler, raw_client: Any
 ) -> None:
     run = uuid.uuid4()
     declare(store, run, 0)
     overdue()
     assert store.get_pending_run_ids() == [str(run)]
     assert len(rec.sweep().missing) == 1
-    assert store.get_pending_run_ids() == [] and index_score(store, run) is None
+    assert store.get_pending_run_ids() == [] and index_score(store, raw_client, run) is None
 
 
 def test_limit_bounds_the_runs_per_call(store: AuditStore, rec: AuditReconciler) -> None:
@@ -99,13 +103,17 @@ def test_limit_bounds_the_runs_per_call(store: AuditStore, rec: AuditReconciler)
     assert rec.sweep(limit=3).runs_swept == 0
 
 
-def test_marks_per_run_bounds_one_script_call(store: AuditStore, rec: AuditReconciler) -> None:
+def test_marks_per_run_bounds_one_script_call(
+    store: AuditStore, rec: AuditReconciler, raw_client: Any
+) -> None:
     run = uuid.uuid4()
     declare(store, run, *[0] * 5)
     overdue()
     report = rec.sweep(marks_per_run=2)
     assert len(report.missing) == 2 and report.more_due
-    assert index_score(store, run) <= report.now_ms  # still due: the next call continues
+    assert (
+        index_score(store, raw_client, run) <= report.now_ms
+    )  # still due: the next call continues
     assert len(rec.sweep(marks_per_run=2).missing) == 2
     last = rec.sweep(marks_per_run=2)
     assert len(last.missing) == 1 and not last.more_due
@@ -132,10 +140,12 @@ def test_expired_runs_leave_the_index_as_findings(store_factory: Any) -> None:
     assert (FindingType.EXPIRED, str(expired)) in events
 
 
-def test_deleted_run_keys_are_reported_expired(store: AuditStore, rec: AuditReconciler) -> None:
+def test_deleted_run_keys_are_reported_expired(
+    store: AuditStore, rec: AuditReconciler, raw_client: Any
+) -> None:
     run = uuid.uuid4()
     declare(store, run, 0, LONG)
-    store.client.delete(*store.core.keys.for_run(str(run)).run_keys)
+    raw_client.delete(*store.core.keys.for_run(str(run)).run_keys)
     overdue()
     report = rec.sweep()
     assert [f.type for f in report.findings] == [FindingType.EXPIRED]
