@@ -11,8 +11,10 @@
     MISSING                -> ACKED / FAILED, late
     FAILED and ok          -> ACKED (a successful retry), late mark kept
     ACKED, or FAILED again -> unchanged (the ack is still kept)
-  A run with no PENDING expectation left leaves the pending index. The run's
-  five keys get ttl_ms again whenever the acks list has less than
+  A run with no PENDING expectation left leaves the pending index. When a
+  run's acks leave it clean (nothing PENDING, nothing FAILED or MISSING, no
+  drift), one COMPLETE event is appended to the shard's findings stream.
+  The run's five keys get ttl_ms again whenever the acks list has less than
   ttl_ms - ttl_ms/16 left (or no TTL yet), so every key always has at least
   15/16 of ttl_ms to live after an ack, for one PTTL instead of five PEXPIREs.
 
@@ -23,12 +25,14 @@
            P:{s}:due:<run>   zset  PENDING "domain|action" -> due (ms)
            P:{s}:acks:<run>  list  encoded acks in arrival order
            P:{s}:ackid:<run> hash  ack id -> "1"
+  KEYS[#KEYS]  P:{s}:findings  stream  findings events of the shard (last key)
 
   ARGV[1]  ttl_ms of every run key (whole number > 0)
   ARGV[2]  R, the number of runs
   then per run r:   run_id, m (number of its acks),
   then per ack:     ack id, expectation key "domain|action", ok ("1" or "0"),
                     encoded ack (opaque bytes)
+  ARGV[#ARGV]  findings stream bound (whole number > 0; approximate MAXLEN)
 
   Reply    array of integers, one per ack in order:
            0 recorded, 1 duplicate, 2 drift, 3 late
@@ -41,7 +45,9 @@ local RECORDED, DUPLICATE, DRIFT, LATE = 0, 1, 2, 3
 local ttl_ms = whole(ARGV[1])
 local runs = whole(ARGV[2])
 if ttl_ms == nil or ttl_ms == 0 then return redis.error_reply('RAC_BADARG ttl_ms') end
-if runs == nil or #KEYS ~= 1 + 5 * runs then return redis.error_reply('RAC_BADARG key count') end
+if runs == nil or #KEYS ~= 2 + 5 * runs then return redis.error_reply('RAC_BADARG key count') end
+local stream, maxlen = KEYS[#KEYS], whole(ARGV[#ARGV])
+if maxlen == nil or maxlen == 0 then return redis.error_reply('RAC_BADARG findings maxlen') end
 
 -- Validate everything before the first write.
 local at = 3
@@ -52,7 +58,7 @@ for r = 1, runs do
   at = at + 2
   for j = 1, m do
     local ack_id, key, ok = ARGV[at], ARGV[at + 1], ARGV[at + 2]
-    if ARGV[at + 3] == nil then return redis.error_reply('RAC_BADARG argument count') end
+    if at + 3 >= #ARGV then return redis.error_reply('RAC_BADARG argument count') end
     if ack_id == '' then return redis.error_reply('RAC_BADARG ack id of ack ' .. j) end
     if not string.find(key, '|', 1, true) then
       return redis.error_reply('RAC_BADARG expectation key of ack ' .. j)
@@ -61,7 +67,7 @@ for r = 1, runs do
     at = at + 4
   end
 end
-if at ~= #ARGV + 1 then return redis.error_reply('RAC_BADARG argument count') end
+if at ~= #ARGV then return redis.error_reply('RAC_BADARG argument count') end
 
 local now = now_ms()
 local outcomes = {}
@@ -80,9 +86,10 @@ local function apply(k, ack_id, key, ok, payload)
   -- only add_expectations writes PENDING, beside the expectation: no need to look
   local expected = (record and string.sub(record, 1, 8) == 'PENDING|')
     or redis.call('HEXISTS', KEYS[k], key) == 1
-  local outcome, left_due = RECORDED, false
+  local outcome, left_due, issues = RECORDED, false, 0
   if not record then
     redis.call('HSET', st_key, key, status_record(target, now, 0))
+    if not expected or ok == '0' then issues = 1 end
   else
     local status, acked_at, late = parse_status(record)
     if status == 'PENDING' then
@@ -94,23 +101,25 @@ local function apply(k, ack_id, key, ok, payload)
       late = (due ~= nil and now > due) and 1 or 0
       redis.call('HSET', st_key, key, status_record(target, now, late))
       if late == 1 then outcome = LATE end
+      if ok == '0' then issues = 1 end
     elseif status == 'MISSING' then
       redis.call('HSET', st_key, key, status_record(target, now, 1))
       outcome = LATE
+      if ok == '1' then issues = -1 end
     elseif status == 'FAILED' and ok == '1' then
       redis.call('HSET', st_key, key, status_record('ACKED', now, late))
+      if expected then issues = -1 end
     end
   end
+  add_issues(st_key, issues)
   if not expected then outcome = DRIFT end
-  return outcome, left_due
+  return outcome, left_due, issues < 0
 end
-
-local unpack = unpack or table.unpack
 
 -- One variadic command per 1000 items (Lua 5.1's unpack is bounded by its C stack).
 local function call_chunked(command, key, items)
   for i = 1, #items, 1000 do
-    redis.call(command, key, unpack(items, i, math.min(i + 999, #items)))
+    redis.call(command, key, unpack_all(items, i, math.min(i + 999, #items)))
   end
 end
 
@@ -132,17 +141,21 @@ for r = 1, runs do
   local k = 2 + 5 * (r - 1)
   local run_id, m = ARGV[at], whole(ARGV[at + 1])
   at = at + 2
-  local reindex = false
+  local reindex, settle = false, false
   payloads, removed, earliest_removed = {}, {}, math.huge
   for j = 1, m do
-    local outcome, left_due = apply(k, ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3])
+    local outcome, left_due, cleared = apply(k, ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3])
     outcomes[#outcomes + 1] = outcome
     reindex = reindex or left_due
+    settle = settle or cleared
     at = at + 4
   end
   call_chunked('RPUSH', KEYS[k + 3], payloads)
   call_chunked('ZREM', KEYS[k + 2], removed)
-  if reindex then reindex_after_removal(KEYS[1], KEYS[k + 2], run_id, earliest_removed) end
+  if reindex and reindex_after_removal(KEYS[1], KEYS[k + 2], run_id, earliest_removed) then
+    settle = true
+  end
+  if settle then complete_if_clean(KEYS[k + 1], KEYS[k + 2], stream, maxlen, run_id, 'ack', now) end
   -- Every recorded ack writes the acks list, so a list this call created has no
   -- TTL yet (PTTL -1) and gets one here, with the run's other keys.
   if redis.call('PTTL', KEYS[k + 3]) < ttl_ms - math.floor(ttl_ms / 16) then

@@ -4,6 +4,7 @@ Orchestrators declare what must happen in a run (expectations), workers report
 what did (acks), and a reconciler finds what is missing, failed, drift or stale.
 """
 
+from .async_store import AsyncAuditStore
 from .core import RetryPolicy
 from .durability import StoreDurabilityMode, _determine_durability_mode
 from .errors import (
@@ -12,6 +13,7 @@ from .errors import (
     LayoutMismatchError,
     RACDurabilityError,
     RACStoreError,
+    RunNotFoundError,
     StoreOutOfMemoryError,
     StorePermissionError,
     StoreResponseError,
@@ -26,11 +28,18 @@ from .models import (
     AuditExpectation,
     AuditStatus,
     DomainAck,
+    Finding,
+    FindingType,
+    PendingReport,
+    PendingRun,
     ReconciliationResult,
     ReconciliationStatus,
+    SweepReport,
     create_domain_ack,
     create_run_expectations,
 )
+from .reconciler import AuditReconciler, get_audit_reconciler
+from .reconciler_async import AsyncAuditReconciler
 from .store import AuditStore, get_audit_store, reset_audit_store
 
 __version__ = "0.1.0"
@@ -38,29 +47,39 @@ __version__ = "0.1.0"
 __all__ = [
     "AckOutcome",
     "AckStatus",
+    "AsyncAuditReconciler",
+    "AsyncAuditStore",
     "AuditAction",
     "AuditDomain",
     "AuditExpectation",
+    "AuditReconciler",
     "AuditStatus",
     "AuditStore",
     "DomainAck",
+    "Finding",
+    "FindingType",
     "InvalidInputError",
     "InvalidTransitionError",
     "LayoutMismatchError",
+    "PendingReport",
+    "PendingRun",
     "RACDurabilityError",
     "RACStoreError",
     "ReconciliationResult",
     "ReconciliationStatus",
     "RetryPolicy",
+    "RunNotFoundError",
     "StoreDurabilityMode",
     "StoreOutOfMemoryError",
     "StorePermissionError",
     "StoreResponseError",
     "StoreUnavailableError",
+    "SweepReport",
     "UnsupportedServerError",
     "_determine_durability_mode",
     "create_domain_ack",
     "create_run_expectations",
+    "get_audit_reconciler",
     "get_audit_store",
     "reset_audit_store",
 ]

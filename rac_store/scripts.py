@@ -8,13 +8,15 @@ blanked (kept as a comment, so line numbers in errors still match).
 
 from __future__ import annotations
 
-import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
+from typing import Any
+
+from .embedded import is_embedded
 
 SCRIPT_NAMES = (
     "add_expectations",
@@ -23,14 +25,12 @@ SCRIPT_NAMES = (
     "clear_run",
     "read_expectations",
     "init_meta",
+    "read_run",
+    "sweep_run",
+    "record_finding",
 )
 
 _INCLUDE = re.compile(r'^-- @include "([a-z_]+)"\s*$', re.MULTILINE)
-
-
-def sha1_hex(text: str) -> str:
-    """The SHA1 digest Redis files a script under (EVALSHA's first argument)."""
-    return hashlib.sha1(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -40,33 +40,10 @@ class ScriptSource:
     name: str
     server_text: str
     embedded_text: str
-    server_sha: str = field(init=False)
-    embedded_sha: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "server_sha", sha1_hex(self.server_text))
-        object.__setattr__(self, "embedded_sha", sha1_hex(self.embedded_text))
 
     def text(self, embedded: bool) -> str:
         """The variant for the embedded backend or for a real server."""
         return self.embedded_text if embedded else self.server_text
-
-    def sha(self, embedded: bool) -> str:
-        """The SHA1 of :meth:`text` (what EVALSHA names)."""
-        return self.embedded_sha if embedded else self.server_sha
-
-    def for_backend(self, embedded: bool) -> LoadedScript:
-        """The text and SHA a store on this backend sends."""
-        return LoadedScript(self.name, self.text(embedded), self.sha(embedded))
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedScript:
-    """What a store runs: EVALSHA ``sha``, and SCRIPT LOAD ``text`` after a NOSCRIPT."""
-
-    name: str
-    text: str
-    sha: str
 
 
 def lua_dir() -> Traversable:
@@ -99,3 +76,13 @@ def load_source(name: str) -> ScriptSource:
     folder = lua_dir()
     text = _inline_includes((folder / f"{name}.lua").read_text(encoding="utf-8"), folder)
     return ScriptSource(name, text, _blank_shebang(text))
+
+
+def register_scripts(client: Any) -> dict[str, Any]:
+    """Every script registered on ``client`` (sync or asyncio), in the variant it can load.
+
+    The result maps a script name to redis-py's ``Script`` (or ``AsyncScript``):
+    EVALSHA first, reload and re-send on NOSCRIPT.
+    """
+    embedded = is_embedded(client)
+    return {name: client.register_script(load_source(name).text(embedded)) for name in SCRIPT_NAMES}

@@ -12,22 +12,22 @@ from typing import Any
 import redis
 
 from . import core
-from .core import RetryPolicy, ScriptCall, StoreCore
-from .durability import StoreDurabilityMode, _determine_durability_mode, redis_url_from_env
-from .embedded import create_embedded_client, is_embedded
-from .errors import RACStoreError, is_noscript, is_retryable, map_redis_error
-from .keys import KeySpace
+from .core import DEFAULT_FINDINGS_MAXLEN, Call, CommandCall, RetryPolicy, ScriptCall
+from .embedded import create_embedded_client
+from .errors import is_noscript, map_redis_error
+from .metrics import MetricsOption
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
-from .scripts import SCRIPT_NAMES, LoadedScript, load_source
+from .store_base import StoreBase
 
 
-class AuditStore:
+class AuditStore(StoreBase):
     """Expectations and acks of runs, kept in Redis by atomic Lua scripts.
 
     With no ``redis_client`` the environment decides (see
     :mod:`rac_store.durability`): ``RAC_REDIS_URL`` connects to Redis, and
     otherwise, in ``AOS_MODE=local``, the same scripts run on an embedded
-    in-process server.
+    in-process server. ``findings_maxlen`` bounds each shard's findings stream;
+    ``metrics`` counts acks (see :mod:`rac_store.metrics`; ``False`` for none).
     """
 
     def __init__(
@@ -38,47 +38,26 @@ class AuditStore:
         ttl_seconds: int = 3600,
         shards: int = 16,
         retry: RetryPolicy | None = None,
+        findings_maxlen: int = DEFAULT_FINDINGS_MAXLEN,
+        metrics: MetricsOption = None,
     ) -> None:
-        mode = _determine_durability_mode(redis_client)
-        if redis_client is None:
-            url = redis_url_from_env()
-            redis_client = redis.Redis.from_url(url) if url else create_embedded_client()
-        self._client = redis_client
-        self._mode = mode
-        self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds)
-        self._retry = retry or RetryPolicy()
-        self._delays = self._retry.delays()
-        embedded = is_embedded(redis_client)
-        self._scripts: dict[str, LoadedScript] = {
-            name: load_source(name).for_backend(embedded) for name in SCRIPT_NAMES
-        }
+        super().__init__(
+            redis_client,
+            redis.Redis.from_url,
+            create_embedded_client,
+            prefix=prefix,
+            ttl_seconds=ttl_seconds,
+            shards=shards,
+            retry=retry,
+            findings_maxlen=findings_maxlen,
+            metrics=metrics,
+        )
         self._call(self._core.init_meta())
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> AuditStore:
         """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``)."""
         return cls(redis.Redis.from_url(url), **options)
-
-    # -- properties -------------------------------------------------------------------
-    @property
-    def durability_mode(self) -> StoreDurabilityMode:
-        """MEMORY (embedded, in-process) or REDIS."""
-        return self._mode
-
-    @property
-    def is_durable(self) -> bool:
-        """True when the data lives in a Redis server."""
-        return self._mode is StoreDurabilityMode.REDIS
-
-    @property
-    def client(self) -> Any:
-        """The Redis client the store uses (the embedded one in MEMORY mode)."""
-        return self._client
-
-    @property
-    def core(self) -> StoreCore:
-        """The sans-I/O core: key space, TTL and call builders."""
-        return self._core
 
     # -- writes -----------------------------------------------------------------------
     def add_expectations(
@@ -89,11 +68,17 @@ class AuditStore:
 
     def add_ack(self, run_id: uuid.UUID | str, ack: DomainAck) -> AckOutcome:
         """Record one ack: recorded, duplicate, drift or late (one EVALSHA)."""
-        return core.parse_outcome(self._call(self._core.add_ack(run_id, ack)))
+        outcome = core.parse_outcome(self._call(self._core.add_ack(run_id, ack)))
+        if self._metrics is not None:
+            self._metrics.observe_acks((outcome,))
+        return outcome
 
     def add_acks(self, run_id: uuid.UUID | str, acks: Iterable[DomainAck]) -> list[AckOutcome]:
         """Record many acks of one run in one call; one outcome per ack, in order."""
-        return core.parse_outcomes(self._call(self._core.add_acks(run_id, acks)))
+        outcomes = core.parse_outcomes(self._call(self._core.add_acks(run_id, acks)))
+        if self._metrics is not None:
+            self._metrics.observe_acks(outcomes)
+        return outcomes
 
     def update_expectation_status(
         self, run_id: uuid.UUID | str, domain: str, action: str, status: AuditStatus | str
@@ -135,66 +120,75 @@ class AuditStore:
 
         def read() -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
-            for q in queries:
-                pipe.zrangebyscore(
-                    q.key,
-                    "-inf",
-                    q.max_score,
-                    start=0 if q.limit is not None else None,
-                    num=q.limit,
-                    withscores=True,
-                )
+            core.queue_pending_reads(pipe, queries)
             return list(pipe.execute())
 
         return core.merge_pending(self._read("get_pending_run_ids", read), limit)
 
     def server_time_ms(self) -> int:
         """The server's clock in epoch milliseconds (the clock deadlines use)."""
-        seconds, micros = self._read("server_time_ms", self._client.time)
-        return int(seconds) * 1000 + int(micros) // 1000
+        return core.parse_server_time(self._read("server_time_ms", self._client.time))
 
     # -- I/O --------------------------------------------------------------------------
+    def execute(self, call: Call) -> Any:
+        """Send one call built by the sans-I/O core; the raw reply (a list for commands).
+
+        The low-level hook the reconciler uses: same retries and error mapping as
+        every other method.
+        """
+        if isinstance(call, CommandCall):
+            return self._read(call.operation, lambda: self._pipeline(call))
+        return self._call(call)
+
+    def _pipeline(self, call: CommandCall) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        for command in call.commands:
+            pipe.execute_command(*command)
+        return list(pipe.execute())
+
     def _call(self, call: ScriptCall) -> Any:
-        """One EVALSHA; the slow path (reload, retry, map the error) only after a failure."""
+        """One EVALSHA; the slow path (reload, retry, map the error) only after a failure.
+
+        ``self._scripts`` holds redis-py ``Script`` objects for their ``sha`` and
+        ``script`` text; calling ``evalsha`` directly skips ``Script.__call__``.
+        """
         script = self._scripts[call.script]
         try:
             return self._client.evalsha(script.sha, len(call.keys), *call.keys, *call.args)
         except redis.RedisError as exc:
             return self._call_again(script, call, exc)
 
-    def _call_again(self, script: LoadedScript, call: ScriptCall, exc: redis.RedisError) -> Any:
+    def _call_again(self, script: Any, call: ScriptCall, exc: redis.RedisError) -> Any:
         """Recover from a failed EVALSHA within the retry budget, or raise the mapped error.
 
         NOSCRIPT (cache flushed, server restarted, failover) loads the script and
-        sends again at once; a lost connection or a timeout backs off first. Both
-        are safe because every script is idempotent.
+        sends again at once; a lost connection or a timeout backs off first (see
+        :meth:`RetryPolicy.delay_after`). Both are safe: every script is idempotent.
         """
-        for delay in self._delays:
-            missing = is_noscript(exc)
-            if not missing and not is_retryable(exc):
-                break
-            if not missing:
+        attempt = 0
+        while (delay := self._retry.delay_after(attempt, exc)) is not None:
+            if delay:
                 time.sleep(delay)
             try:
-                if missing:
-                    self._client.script_load(script.text)
+                if is_noscript(exc):
+                    self._client.script_load(script.script)
                 return self._client.evalsha(script.sha, len(call.keys), *call.keys, *call.args)
             except redis.RedisError as again:
-                exc = again
+                exc, attempt = again, attempt + 1
         raise map_redis_error(exc, call.operation) from exc
 
     def _read(self, operation: str, send: Any) -> Any:
         """Run ``send`` with bounded retries on lost connections; map Redis errors."""
-        delays = self._delays
-        for attempt in range(len(delays) + 1):
+        attempt = 0
+        while True:
             try:
                 return send()
             except redis.RedisError as exc:
-                if attempt < len(delays) and is_retryable(exc):
-                    time.sleep(delays[attempt])
-                    continue
-                raise map_redis_error(exc, operation) from exc
-        raise RACStoreError(f"{operation}: no attempt was made")  # pragma: no cover
+                delay = self._retry.delay_after(attempt, exc)
+                if delay is None:
+                    raise map_redis_error(exc, operation) from exc
+                time.sleep(delay)
+                attempt += 1
 
     def close(self) -> None:
         """Close the client's connections."""
