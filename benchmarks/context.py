@@ -74,6 +74,7 @@ class Bench:
     url: str
     sizes: Sizes
     own_server: bool
+    quick: bool = False
     prefix: str = f"racbench{os.getpid()}"
 
     def client(self) -> redis.Redis:

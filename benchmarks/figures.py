@@ -7,6 +7,7 @@ from typing import Any
 
 from rac_store import AuditStore, create_domain_ack
 
+from . import async_acks
 from .context import BATCH, DUE_RUNS, FLAT_PREFILL, MEMORY_ACKS, WORKERS, Bench
 from .gang import Gang, Task
 from .measure import interleaved, percentile, rate, time_each, time_repeat
@@ -412,4 +413,40 @@ def embedded(bench: Bench) -> list[Figure]:
             Goal("<=", 3),
             {"samples_each": len(mem)},
         )
+    ]
+
+
+def asyncio_callers(bench: Bench) -> list[Figure]:
+    """1,000 concurrent add_ack callers in one asyncio process (benchmarks/async_acks.py)."""
+    found = async_acks.run(bench.url, bench.quick)
+
+    def cpu(name: str) -> float:
+        return found[f"{name}_client_cpu_us_per_ack"] + found[f"{name}_redis_cpu_us_per_ack"]
+
+    return [
+        Figure(
+            "async_vs_naive",
+            "asyncio, 1,000 callers: AsyncAuditStore / naive redis.asyncio",
+            found["async_acks_per_s"],
+            found["naive_acks_per_s"],
+            "ops/s",
+            Goal(">=", 5),
+            found,
+        ),
+        Figure(
+            "async_cpu_vs_naive",
+            "  CPU per ack (client + server): naive / AsyncAuditStore",
+            cpu("naive"),
+            cpu("async"),
+            "us",
+            None,
+        ),
+        Figure(
+            "async_vs_sync",
+            "  AsyncAuditStore acks/s / sync AuditStore acks/s, one process",
+            found["async_acks_per_s"],
+            found["sync_acks_per_s"],
+            "ops/s",
+            None,
+        ),
     ]

@@ -32,6 +32,7 @@ STEPS: list[Step] = [
     ("memory per ack", lambda b, g: figures.memory(b), False),
     ("pending index listing", lambda b, g: figures.pending_index(b), False),
     ("embedded vs Redis", lambda b, g: figures.embedded(b), False),
+    ("asyncio: 1,000 concurrent callers", lambda b, g: figures.asyncio_callers(b), False),
     (f"{WORKERS} processes: throughput", lambda b, g: figures.throughput(b, _need(g)), True),
     (f"{WORKERS} processes: lost acks", lambda b, g: figures.lost_acks(b, _need(g)), True),
 ]
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     sizes = (QUICK if args.quick else FULL).scaled(args.scale)
     mode = "quick" if args.quick else "full"
     with _redis(args.redis_url) as (url, own):
-        bench = Bench(url, sizes, own)
+        bench = Bench(url, sizes, own, quick=args.quick)
         info = machine(_redis_version(bench))
         say(
             f"rac-store bench ({mode}): redis-server {info['redis_server']} at {url},"

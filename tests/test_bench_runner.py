@@ -35,6 +35,9 @@ FIGURES = {
     "embedded",
     "throughput_8p",
     "lost_acks",
+    "async_vs_naive",
+    "async_cpu_vs_naive",
+    "async_vs_sync",
 }
 
 
