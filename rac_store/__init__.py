@@ -7,6 +7,7 @@ what did (acks), and a reconciler finds what is missing, failed, drift or stale.
 from .core import RetryPolicy
 from .durability import StoreDurabilityMode, _determine_durability_mode
 from .errors import (
+    DurabilityNotConfirmedError,
     InvalidInputError,
     InvalidTransitionError,
     LayoutMismatchError,
@@ -15,6 +16,7 @@ from .errors import (
     StoreOutOfMemoryError,
     StorePermissionError,
     StoreResponseError,
+    StoreTLSError,
     StoreUnavailableError,
     UnsupportedServerError,
 )
@@ -31,7 +33,9 @@ from .models import (
     create_domain_ack,
     create_run_expectations,
 )
+from .server_checks import EvictionPolicyWarning
 from .store import AuditStore, get_audit_store, reset_audit_store
+from .wait_aof import WaitAof
 
 __version__ = "0.1.0"
 
@@ -44,6 +48,8 @@ __all__ = [
     "AuditStatus",
     "AuditStore",
     "DomainAck",
+    "DurabilityNotConfirmedError",
+    "EvictionPolicyWarning",
     "InvalidInputError",
     "InvalidTransitionError",
     "LayoutMismatchError",
@@ -56,8 +62,10 @@ __all__ = [
     "StoreOutOfMemoryError",
     "StorePermissionError",
     "StoreResponseError",
+    "StoreTLSError",
     "StoreUnavailableError",
     "UnsupportedServerError",
+    "WaitAof",
     "_determine_durability_mode",
     "create_domain_ack",
     "create_run_expectations",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -14,12 +16,33 @@ from redis.commands.core import Script
 
 from . import core
 from .core import RetryPolicy, ScriptCall, StoreCore
-from .durability import StoreDurabilityMode, _determine_durability_mode, redis_url_from_env
+from .durability import (
+    StoreDurabilityMode,
+    _determine_durability_mode,
+    aos_mode,
+    redis_url_from_env,
+)
 from .embedded import create_embedded_client, is_embedded
-from .errors import RACStoreError, is_retryable, map_redis_error
+from .errors import (
+    DurabilityNotConfirmedError,
+    RACStoreError,
+    UnsupportedServerError,
+    is_retryable,
+    map_redis_error,
+)
 from .keys import KeySpace
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .scripts import SCRIPT_NAMES, load_source
+from .server_checks import (
+    INFO_SECTIONS,
+    EvictionPolicyWarning,
+    ServerFacts,
+    check_server,
+    info_denied,
+)
+from .wait_aof import WaitAof, as_wait_aof
+
+_log = logging.getLogger("rac_store")
 
 
 class AuditStore:
@@ -39,7 +62,16 @@ class AuditStore:
         ttl_seconds: int = 3600,
         shards: int = 16,
         retry: RetryPolicy | None = None,
+        check_server: bool = True,
+        wait_aof: bool | WaitAof | None = None,
     ) -> None:
+        """Connect (or start the embedded server) and check the server and layout.
+
+        ``check_server`` runs the start-up checks of :mod:`rac_store.server_checks`
+        (Redis >= 7, eviction policy; skipped on the embedded backend).
+        ``wait_aof`` (``True`` or a :class:`WaitAof`) makes every write wait for
+        the AOF with ``WAITAOF`` (Redis >= 7.2 with ``appendonly yes``).
+        """
         mode = _determine_durability_mode(redis_client)
         if redis_client is None:
             url = redis_url_from_env()
@@ -48,17 +80,29 @@ class AuditStore:
         self._mode = mode
         self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds)
         self._retry = retry or RetryPolicy()
+        self._wait_aof = as_wait_aof(wait_aof)
         embedded = is_embedded(redis_client)
+        if embedded and self._wait_aof is not None:
+            raise UnsupportedServerError("wait_aof needs a Redis server with an AOF")
         self._scripts: dict[str, Script] = {
             name: redis_client.register_script(load_source(name).text(embedded))
             for name in SCRIPT_NAMES
         }
+        self._writes = frozenset(name for name in SCRIPT_NAMES if not load_source(name).read_only)
+        if check_server and not embedded:
+            self._check_server()
         self._call(self._core.init_meta())
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> AuditStore:
-        """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``)."""
-        return cls(redis.Redis.from_url(url), **options)
+    def from_url(
+        cls, url: str, *, client_options: Mapping[str, Any] | None = None, **options: Any
+    ) -> AuditStore:
+        """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``).
+
+        ``client_options`` go to ``redis.Redis.from_url`` (e.g. ``ssl_ca_certs``,
+        ``socket_timeout``, ``username``); ``options`` go to the store.
+        """
+        return cls(redis.Redis.from_url(url, **(client_options or {})), **options)
 
     # -- properties -------------------------------------------------------------------
     @property
@@ -155,9 +199,55 @@ class AuditStore:
         return int(seconds) * 1000 + int(micros) // 1000
 
     # -- I/O --------------------------------------------------------------------------
+    def _check_server(self) -> None:
+        """Run the start-up checks on ``INFO``; warn or raise (see server_checks)."""
+
+        def read_info() -> Any:
+            try:
+                return self._client.info(*INFO_SECTIONS)
+            except redis.exceptions.NoPermissionError as exc:
+                raise info_denied(exc) from exc
+
+        facts = ServerFacts.from_info(self._read("start-up checks", read_info))
+        for message in check_server(facts, aos_mode=aos_mode(), wait_aof=self._wait_aof):
+            _log.warning("%s", message)
+            warnings.warn(message, EvictionPolicyWarning, stacklevel=3)
+
     def _call(self, call: ScriptCall) -> Any:
         script = self._scripts[call.script]
-        return self._read(call.operation, lambda: script(call.keys, call.args, self._client))
+        if self._wait_aof is not None and call.script in self._writes:
+            wait = self._wait_aof
+            return self._read(call.operation, lambda: self._send_durable(script, call, wait))
+        return self._read(call.operation, lambda: self._send(script, call))
+
+    def _send(self, script: Script, call: ScriptCall) -> Any:
+        """EVALSHA (redis-py reloads once on NOSCRIPT); EVAL when the cache empties again."""
+        try:
+            return script(call.keys, call.args, self._client)
+        except redis.exceptions.NoScriptError:
+            # Flushed again between redis-py's reload and its re-send (SCRIPT FLUSH,
+            # restart, failover): the body itself cannot miss. The script did not run.
+            return self._client.eval(script.script, len(call.keys), *call.keys, *call.args)
+
+    def _send_durable(self, script: Script, call: ScriptCall, wait: WaitAof) -> Any:
+        """The write and its WAITAOF in one pipeline: one connection, so the wait covers it."""
+        for by_body in (False, True):
+            pipe = self._client.pipeline(transaction=False)
+            command = ("EVAL", script.script) if by_body else ("EVALSHA", script.sha)
+            pipe.execute_command(*command, len(call.keys), *call.keys, *call.args)
+            pipe.execute_command(*wait.command())
+            reply, acked = pipe.execute(raise_on_error=False)
+            if isinstance(reply, redis.exceptions.NoScriptError) and not by_body:
+                continue  # the script did not run; send its body
+            if isinstance(reply, Exception):
+                raise reply
+            if isinstance(acked, Exception):
+                raise DurabilityNotConfirmedError(
+                    f"{call.operation}: applied, but WAITAOF failed: {acked}"
+                ) from acked
+            wait.check(acked, call.operation)
+            return reply
+        raise RACStoreError(f"{call.operation}: no attempt was made")  # pragma: no cover
 
     def _read(self, operation: str, send: Any) -> Any:
         """Run ``send`` with bounded retries on lost connections; map Redis errors."""
