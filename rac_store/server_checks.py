@@ -15,6 +15,7 @@ embedded backend (fakeredis) has no ``INFO``; stores skip these checks there.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -65,11 +66,11 @@ class ServerFacts:
 
 
 def parse_version(text: str) -> tuple[int, ...]:
-    """``"7.0.15"`` -> ``(7, 0, 15)``; unreadable parts count as 0."""
+    """``"7.0.15"`` -> ``(7, 0, 15)``; each part's leading digits, 0 when there are none."""
     parts = []
     for piece in text.strip().split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
+        digits = re.match(r"\d*", piece)
+        parts.append(int(digits.group()) if digits and digits.group() else 0)
     while len(parts) < 3:
         parts.append(0)
     return tuple(parts)
