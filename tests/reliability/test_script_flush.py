@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
-from rac_store import AuditStore
+from rac_store import AuditStore, create_domain_ack
 from rac_store.errors import RACStoreError
 
 from ..support.faults import command_stats
@@ -92,13 +93,12 @@ def test_script_flush_every_50ms_reaches_no_caller(tmp_path: Path, variant: str)
         report = run_workers(specs, during=flush_all_along)
         elapsed = time.monotonic() - started
         result = audit(store, report, runs)
-        errors = admin.info("errorstats")
-        stats = command_stats(admin)
+        noscript = admin.info("errorstats").get("errorstat_NOSCRIPT", {}).get("count", 0)
+        evals = command_stats(admin).get("eval", {}).get("calls", 0)
         print(
             f"\n[script flush/{variant}] flushes={flushes} acks={report.confirmed_count}"
-            f" reads={reads} NOSCRIPT replies={errors.get('errorstat_NOSCRIPT', {}).get('count', 0)}"
-            f" EVAL fallbacks={stats.get('eval', {}).get('calls', 0)} caller errors="
-            f"{len(report.errors) + len(reader_errors)} elapsed={elapsed:.1f}s"
+            f" reads={reads} NOSCRIPT replies={noscript} EVAL fallbacks={evals}"
+            f" caller errors={len(report.errors) + len(reader_errors)} elapsed={elapsed:.1f}s"
         )
         assert flushes >= 10
         assert report.errors == []
@@ -108,3 +108,27 @@ def test_script_flush_every_50ms_reaches_no_caller(tmp_path: Path, variant: str)
         assert result.status_mismatches == []
     finally:
         server.cleanup()
+
+
+class FlushAfterLoad(redis.Redis):
+    """A client whose every SCRIPT LOAD is followed by a SCRIPT FLUSH: the worst timing."""
+
+    def script_load(self, script: Any) -> str:
+        sha = str(super().script_load(script))
+        self.script_flush()
+        return sha
+
+
+def test_cache_emptied_between_reload_and_resend_falls_back_to_the_body(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    """redis-py reloads once on NOSCRIPT; if the cache empties again, the store sends EVAL."""
+    client = FlushAfterLoad(host="127.0.0.1", port=redis_server.port)
+    store = AuditStore(client)
+    run = uuid.uuid4()
+    evals_before = command_stats(redis_client).get("eval", {}).get("calls", 0)
+    assert store.add_ack(run, create_domain_ack(run, "ghost", "x")) == "DRIFT"
+    assert len(store.get_expectations(run)) == 0
+    evals = command_stats(redis_client)["eval"]["calls"] - evals_before
+    assert evals == 2  # add_acks and read_expectations each fell back once
+    assert len(store.get_acks(run)) == 1

@@ -10,6 +10,8 @@ from typing import Any
 
 import redis
 
+from .snapshot import snapshot
+
 
 @contextmanager
 def stalled(admin: redis.Redis, how: str, seconds: float) -> Iterator[None]:
@@ -63,27 +65,10 @@ def connections_received(client: redis.Redis) -> int:
 def digest(client: Any) -> str:
     """A fingerprint of the whole data set.
 
-    ``DEBUG DIGEST`` on redis-server; on the embedded server (no DEBUG) a sorted
-    dump of every key's type, content and whether it has a TTL.
+    ``DEBUG DIGEST`` on redis-server; on the embedded server (no DEBUG) every
+    key's type and content (tests/support/snapshot.py).
     """
     try:
         return str(client.execute_command("DEBUG", "DIGEST"))
     except redis.ResponseError:
-        return repr(sorted(_dump_key(client, key) for key in client.scan_iter(count=1000)))
-
-
-def _dump_key(client: Any, key: bytes) -> tuple[Any, ...]:
-    kind = client.type(key)
-    if kind == b"hash":
-        value: Any = sorted(client.hgetall(key).items())
-    elif kind == b"list":
-        value = client.lrange(key, 0, -1)
-    elif kind == b"zset":
-        value = client.zrange(key, 0, -1, withscores=True)
-    elif kind == b"set":
-        value = sorted(client.smembers(key))
-    elif kind == b"stream":
-        value = [entry[1] for entry in client.xrange(key)]
-    else:
-        value = client.get(key)
-    return (key, kind, value, client.pttl(key) > 0)
+        return repr(sorted(snapshot(client).items()))

@@ -62,7 +62,10 @@ def declare(store: AuditStore, runs: list[str], deadline_ms: int = 600_000) -> N
     for run in runs:
         store.add_expectations(
             run,
-            [AuditExpectation(uuid.UUID(run), f"d{i}", "act", deadline_ms) for i in range(DECLARED)],
+            [
+                AuditExpectation(uuid.UUID(run), f"d{i}", "act", deadline_ms)
+                for i in range(DECLARED)
+            ],
         )
 
 
@@ -102,13 +105,17 @@ def ack_worker(spec: WorkerSpec, progress: Any) -> None:
             sent += n
             try:
                 outcomes = (
-                    [store.add_ack(run, batch[0])] if spec.batch == 1 else store.add_acks(run, batch)
+                    [store.add_ack(run, batch[0])]
+                    if spec.batch == 1
+                    else store.add_acks(run, batch)
                 )
             except (RACStoreError, redis.RedisError) as exc:
                 out.write(f"E\t{type(exc).__name__}: {exc}\n")
                 continue
             for ack, outcome in zip(batch, outcomes, strict=True):
-                out.write(f"A\t{run}\t{ack.id.hex}\t{outcome.value}\t{ack.domain}\t{ack.is_success:d}\n")
+                out.write(
+                    f"A\t{run}\t{ack.id.hex}\t{outcome.value}\t{ack.domain}\t{ack.is_success:d}\n"
+                )
             with progress.get_lock():
                 progress.value += n
     store.close()
