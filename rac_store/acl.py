@@ -31,25 +31,28 @@ WAITAOF = ("waitaof",)
 """Only for stores made with ``wait_aof`` (Redis >= 7.2: older servers reject the name)."""
 
 
-def _rules(key_pattern: str, commands: Sequence[str]) -> list[str]:
+def _rules(prefixes: Sequence[str], commands: Sequence[str]) -> list[str]:
+    if any(not p or any(c in p for c in "*?[]\\ ") for p in prefixes):
+        raise ValueError(f"prefixes must be plain words: {prefixes!r}")
     return [
         "resetkeys",
-        key_pattern,
+        *(f"~{prefix}:*" for prefix in prefixes or ("rac",)),
         "resetchannels",
         "-@all",
         *(f"+{command}" for command in commands),
     ]
 
 
-def worker_rules(prefix: str = "rac", *, wait_aof: bool = False) -> list[str]:
-    """ACL rules of a worker: every store method, on the store's keys only."""
+def worker_rules(*prefixes: str, wait_aof: bool = False) -> list[str]:
+    """ACL rules of a worker: every store method, on the keys of the stores
+    with these prefixes (default ``rac``) only."""
     commands = [*CONNECTION, *SCRIPTING, *READS, *WRITES, *(WAITAOF if wait_aof else ())]
-    return _rules(f"~{prefix}:*", commands)
+    return _rules(prefixes, commands)
 
 
-def inspector_rules(prefix: str = "rac") -> list[str]:
+def inspector_rules(*prefixes: str) -> list[str]:
     """ACL rules of a read-only inspector: the store's reads, no write command at all."""
-    return _rules(f"~{prefix}:*", [*CONNECTION, *SCRIPTING, *READS])
+    return _rules(prefixes, [*CONNECTION, *SCRIPTING, *READS])
 
 
 def setuser_line(user: str, rules: Sequence[str], password: str = "<password>") -> str:

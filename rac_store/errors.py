@@ -76,6 +76,9 @@ _SCRIPT_ERROR_CODES: dict[str, type[RACStoreError]] = {
     "WRONGPASS": StorePermissionError,
 }
 
+_SCRIPT_ACL_DENIAL = "The user executing the script can't"
+"""Redis 7.0's text (no NOPERM code) when a command inside a script is denied by the ACL."""
+
 RETRYABLE_ERRORS: tuple[type[Exception], ...] = (rexc.ConnectionError, rexc.TimeoutError)
 """Errors after which re-sending is safe, because every script is idempotent."""
 
@@ -119,7 +122,9 @@ def map_redis_error(exc: rexc.RedisError, operation: str) -> RACStoreError:
     message = str(exc)
     if tls_failure(exc) is not None:
         return StoreTLSError(f"{operation}: TLS handshake failed: {message}")
-    if isinstance(exc, rexc.NoPermissionError | rexc.AuthenticationError):
+    if isinstance(exc, rexc.NoPermissionError | rexc.AuthenticationError) or (
+        _SCRIPT_ACL_DENIAL in message
+    ):
         return StorePermissionError(f"{operation}: {message}")
     if isinstance(exc, RETRYABLE_ERRORS):
         return StoreUnavailableError(f"{operation}: Redis unreachable: {message}")

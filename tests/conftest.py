@@ -10,10 +10,16 @@ import pytest
 import redis
 
 from rac_store import AuditStore, reset_audit_store
+from rac_store.acl import inspector_rules, worker_rules
 
 from .support.redis_server import RedisServer
 
-BACKENDS = ("embedded", "redis")
+BACKENDS = ("embedded", "redis", "redis-acl")
+"""``redis-acl``: the session's server, the store logged in as a least-privilege worker
+(rac_store.acl.worker_rules); ``raw_client`` stays the admin, for inspection."""
+
+ACL_PASSWORD = "rac-test-password"
+ACL_PREFIXES = ("rac", "other")  # every prefix the contract suite's stores use
 
 StoreFactory = Callable[..., AuditStore]
 
@@ -24,6 +30,20 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def acl_users(redis_server: RedisServer) -> dict[str, str]:
+    """The least-privilege users on the session's server: role -> user name."""
+    admin = redis_server.client()
+    users = {"worker": "rac-worker", "inspector": "rac-inspector"}
+    rules = {"worker": worker_rules(*ACL_PREFIXES), "inspector": inspector_rules(*ACL_PREFIXES)}
+    for role, user in users.items():
+        admin.execute_command(
+            "ACL", "SETUSER", user, "reset", "on", f">{ACL_PASSWORD}", *rules[role]
+        )
+    admin.close()
+    return users
 
 
 @pytest.fixture
@@ -61,8 +81,16 @@ def raw_client(backend: str, request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def store_factory(raw_client: Any) -> StoreFactory:
+def store_factory(raw_client: Any, backend: str, request: pytest.FixtureRequest) -> StoreFactory:
     """Makes stores that share the test's server (so two stores see one data set)."""
+    if backend == "redis-acl":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        worker = request.getfixturevalue("acl_users")["worker"]
+
+        def make_as_worker(**options: Any) -> AuditStore:
+            return AuditStore(server.client(username=worker, password=ACL_PASSWORD), **options)
+
+        return make_as_worker
 
     def make(**options: Any) -> AuditStore:
         return AuditStore(raw_client, **options)
