@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import codec
-from .errors import InvalidInputError
+from .errors import InvalidInputError, is_retryable
 from .keys import LAYOUT_VERSION, KeySpace
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .validation import (
@@ -59,6 +59,16 @@ class RetryPolicy:
     def delays(self) -> list[float]:
         """The pause before each re-send (one fewer than ``attempts``)."""
         return [min(self.max_delay, self.base_delay * 2**i) for i in range(self.attempts - 1)]
+
+    def delay_after(self, attempt: int, exc: BaseException) -> float | None:
+        """The pause before re-sending after failed attempt ``attempt`` (0-based).
+
+        None means give up: the error is not retryable or the attempts are used up.
+        The sync and asyncio stores both decide here; only their sleep differs.
+        """
+        if attempt >= self.attempts - 1 or not is_retryable(exc):
+            return None
+        return min(self.max_delay, self.base_delay * (1 << attempt))
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,3 +242,22 @@ def merge_pending(replies: Sequence[Sequence[tuple[bytes, float]]], limit: int |
 def parse_count(reply: Any) -> int:
     """An integer reply."""
     return int(reply)
+
+
+def parse_server_time(reply: Sequence[Any]) -> int:
+    """A ``TIME`` reply as epoch milliseconds."""
+    seconds, micros = reply
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def queue_pending_reads(pipe: Any, queries: Sequence[PendingQuery]) -> None:
+    """Queue each query's range read on a sync or asyncio pipeline (buffering only, no I/O)."""
+    for q in queries:
+        pipe.zrangebyscore(
+            q.key,
+            "-inf",
+            q.max_score,
+            start=0 if q.limit is not None else None,
+            num=q.limit,
+            withscores=True,
+        )

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -15,37 +13,17 @@ import redis
 from redis.commands.core import Script
 
 from . import core
-from .core import RetryPolicy, ScriptCall, StoreCore
-from .durability import (
-    StoreDurabilityMode,
-    _determine_durability_mode,
-    aos_mode,
-    redis_url_from_env,
-)
-from .embedded import create_embedded_client, is_embedded
-from .errors import (
-    DurabilityNotConfirmedError,
-    RACStoreError,
-    UnsupportedServerError,
-    is_retryable,
-    map_redis_error,
-)
-from .keys import KeySpace
+from .core import RetryPolicy, ScriptCall
+from .embedded import create_embedded_client
+from .errors import DurabilityNotConfirmedError, RACStoreError, map_redis_error
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .scripts import SCRIPT_NAMES, load_source
-from .server_checks import (
-    INFO_SECTIONS,
-    EvictionPolicyWarning,
-    ServerFacts,
-    check_server,
-    info_denied,
-)
+from .server_checks import INFO_SECTIONS, info_denied
+from .store_base import StoreBase
 from .wait_aof import WaitAof, as_wait_aof
 
-_log = logging.getLogger("rac_store")
 
-
-class AuditStore:
+class AuditStore(StoreBase):
     """Expectations and acks of runs, kept in Redis by atomic Lua scripts.
 
     With no ``redis_client`` the environment decides (see
@@ -72,24 +50,18 @@ class AuditStore:
         ``wait_aof`` (``True`` or a :class:`WaitAof`) makes every write wait for
         the AOF with ``WAITAOF`` (Redis >= 7.2 with ``appendonly yes``).
         """
-        mode = _determine_durability_mode(redis_client)
-        if redis_client is None:
-            url = redis_url_from_env()
-            redis_client = redis.Redis.from_url(url) if url else create_embedded_client()
-        self._client = redis_client
-        self._mode = mode
-        self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds)
-        self._retry = retry or RetryPolicy()
-        self._wait_aof = as_wait_aof(wait_aof)
-        embedded = is_embedded(redis_client)
-        if embedded and self._wait_aof is not None:
-            raise UnsupportedServerError("wait_aof needs a Redis server with an AOF")
-        self._scripts: dict[str, Script] = {
-            name: redis_client.register_script(load_source(name).text(embedded))
-            for name in SCRIPT_NAMES
-        }
+        super().__init__(
+            redis_client,
+            redis.Redis.from_url,
+            create_embedded_client,
+            prefix=prefix,
+            ttl_seconds=ttl_seconds,
+            shards=shards,
+            retry=retry,
+            wait_aof=as_wait_aof(wait_aof),
+        )
         self._writes = frozenset(name for name in SCRIPT_NAMES if not load_source(name).read_only)
-        if check_server and not embedded:
+        if check_server and not self._embedded:
             self._check_server()
         self._call(self._core.init_meta())
 
@@ -103,27 +75,6 @@ class AuditStore:
         ``socket_timeout``, ``username``); ``options`` go to the store.
         """
         return cls(redis.Redis.from_url(url, **(client_options or {})), **options)
-
-    # -- properties -------------------------------------------------------------------
-    @property
-    def durability_mode(self) -> StoreDurabilityMode:
-        """MEMORY (embedded, in-process) or REDIS."""
-        return self._mode
-
-    @property
-    def is_durable(self) -> bool:
-        """True when the data lives in a Redis server."""
-        return self._mode is StoreDurabilityMode.REDIS
-
-    @property
-    def client(self) -> Any:
-        """The Redis client the store uses (the embedded one in MEMORY mode)."""
-        return self._client
-
-    @property
-    def core(self) -> StoreCore:
-        """The sans-I/O core: key space, TTL and call builders."""
-        return self._core
 
     # -- writes -----------------------------------------------------------------------
     def add_expectations(
@@ -180,23 +131,14 @@ class AuditStore:
 
         def read() -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
-            for q in queries:
-                pipe.zrangebyscore(
-                    q.key,
-                    "-inf",
-                    q.max_score,
-                    start=0 if q.limit is not None else None,
-                    num=q.limit,
-                    withscores=True,
-                )
+            core.queue_pending_reads(pipe, queries)
             return list(pipe.execute())
 
         return core.merge_pending(self._read("get_pending_run_ids", read), limit)
 
     def server_time_ms(self) -> int:
         """The server's clock in epoch milliseconds (the clock deadlines use)."""
-        seconds, micros = self._read("server_time_ms", self._client.time)
-        return int(seconds) * 1000 + int(micros) // 1000
+        return core.parse_server_time(self._read("server_time_ms", self._client.time))
 
     # -- I/O --------------------------------------------------------------------------
     def _check_server(self) -> None:
@@ -208,10 +150,7 @@ class AuditStore:
             except redis.exceptions.NoPermissionError as exc:
                 raise info_denied(exc) from exc
 
-        facts = ServerFacts.from_info(self._read("start-up checks", read_info))
-        for message in check_server(facts, aos_mode=aos_mode(), wait_aof=self._wait_aof):
-            _log.warning("%s", message)
-            warnings.warn(message, EvictionPolicyWarning, stacklevel=3)
+        self._apply_server_checks(self._read("start-up checks", read_info))
 
     def _call(self, call: ScriptCall) -> Any:
         script = self._scripts[call.script]
@@ -251,16 +190,16 @@ class AuditStore:
 
     def _read(self, operation: str, send: Any) -> Any:
         """Run ``send`` with bounded retries on lost connections; map Redis errors."""
-        delays = self._retry.delays()
-        for attempt in range(len(delays) + 1):
+        attempt = 0
+        while True:
             try:
                 return send()
             except redis.RedisError as exc:
-                if attempt < len(delays) and is_retryable(exc):
-                    time.sleep(delays[attempt])
-                    continue
-                raise map_redis_error(exc, operation) from exc
-        raise RACStoreError(f"{operation}: no attempt was made")  # pragma: no cover
+                delay = self._retry.delay_after(attempt, exc)
+                if delay is None:
+                    raise map_redis_error(exc, operation) from exc
+                time.sleep(delay)
+                attempt += 1
 
     def close(self) -> None:
         """Close the client's connections."""

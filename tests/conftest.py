@@ -8,15 +8,20 @@ from typing import Any
 import fakeredis
 import pytest
 import redis
+import redis.asyncio
 
 from rac_store import AuditStore, reset_audit_store
 from rac_store.acl import inspector_rules, worker_rules
 
+from .support.async_facade import LoopThread, SyncFacade
 from .support.redis_server import RedisServer
 
-BACKENDS = ("embedded", "redis", "redis-acl")
+SYNC_BACKENDS = ("embedded", "redis", "redis-acl")
 """``redis-acl``: the session's server, the store logged in as a least-privilege worker
 (rac_store.acl.worker_rules); ``raw_client`` stays the admin, for inspection."""
+ASYNC_BACKENDS = ("async-embedded", "async-redis")
+"""AsyncAuditStore behind a sync facade (tests/support/async_facade.py)."""
+BACKENDS = SYNC_BACKENDS + ASYNC_BACKENDS
 
 ACL_PASSWORD = "rac-test-password"
 ACL_PREFIXES = ("rac", "other")  # every prefix the contract suite's stores use
@@ -73,16 +78,24 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def fake_server() -> fakeredis.FakeServer:
+    """A fresh embedded server for the test."""
+    return fakeredis.FakeServer(version=(7, 0))
+
+
+@pytest.fixture
 def raw_client(backend: str, request: pytest.FixtureRequest) -> Any:
-    """A client of the test's server: a fresh embedded one, or the private redis-server."""
-    if backend == "embedded":
-        return fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(7, 0)))
+    """A sync client of the test's server: a fresh embedded one, or the private redis-server."""
+    if backend.endswith("embedded"):
+        return fakeredis.FakeRedis(server=request.getfixturevalue("fake_server"))
     return request.getfixturevalue("redis_client")
 
 
 @pytest.fixture
-def store_factory(raw_client: Any, backend: str, request: pytest.FixtureRequest) -> StoreFactory:
+def store_factory(backend: str, raw_client: Any, request: pytest.FixtureRequest) -> StoreFactory:
     """Makes stores that share the test's server (so two stores see one data set)."""
+    if backend in ASYNC_BACKENDS:
+        return request.getfixturevalue("async_store_factory")  # type: ignore[no-any-return]
     if backend == "redis-acl":
         server: RedisServer = request.getfixturevalue("redis_server")
         worker = request.getfixturevalue("acl_users")["worker"]
@@ -98,7 +111,52 @@ def store_factory(raw_client: Any, backend: str, request: pytest.FixtureRequest)
     return make
 
 
+@pytest.fixture(scope="session")
+def loop_thread() -> Iterator[LoopThread]:
+    """One event loop in a thread of its own, running the async stores of the session."""
+    runner = LoopThread()
+    yield runner
+    runner.close()
+
+
+@pytest.fixture
+def async_store_factory(
+    backend: str, raw_client: Any, loop_thread: LoopThread, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Any]]:
+    """Makes AsyncAuditStores on the test's server, each behind a sync facade."""
+    if backend == "async-embedded":
+        server = request.getfixturevalue("fake_server")
+
+        def make_client() -> Any:
+            return fakeredis.FakeAsyncRedis(server=server)
+    else:
+        port = request.getfixturevalue("redis_server").port
+
+        def make_client() -> Any:
+            return redis.asyncio.Redis(host="127.0.0.1", port=port)
+
+    made: list[SyncFacade] = []
+
+    def make(**options: Any) -> SyncFacade:
+        facade = SyncFacade.open(loop_thread, make_client, **options)
+        made.append(facade)
+        return facade
+
+    yield make
+    for facade in made:
+        facade.close()
+
+
 @pytest.fixture
 def store(store_factory: StoreFactory) -> AuditStore:
     """A store on the test's backend."""
     return store_factory()
+
+
+@pytest.fixture(params=SYNC_BACKENDS)
+def any_server(request: pytest.FixtureRequest) -> Any:
+    """A fresh embedded server, or the session's private redis-server emptied for the test."""
+    if request.param == "embedded":
+        return fakeredis.FakeServer(version=(7, 0))
+    request.getfixturevalue("redis_client")  # empties the server
+    return request.getfixturevalue("redis_server")

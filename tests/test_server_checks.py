@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import fakeredis
 import pytest
 import redis
+import redis.asyncio
 
 from rac_store import (
+    AsyncAuditStore,
     AuditStore,
     EvictionPolicyWarning,
     StorePermissionError,
@@ -132,3 +137,25 @@ def test_wait_aof_on_the_embedded_backend_is_refused() -> None:
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(7, 0)))
     with pytest.raises(UnsupportedServerError, match="wait_aof needs a Redis server"):
         AuditStore(client, wait_aof=True)
+
+
+@pytest.mark.redis_only
+def test_async_store_runs_the_same_checks(
+    redis_server: Any, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redis_client.config_set("maxmemory-policy", "allkeys-lfu")
+
+    async def start() -> None:
+        async with AsyncAuditStore(redis.asyncio.Redis(port=redis_server.port)):
+            pass
+
+    try:
+        monkeypatch.setenv("AOS_MODE", "prod")
+        with pytest.raises(UnsupportedServerError, match="AOS_MODE=prod"):
+            asyncio.run(start())
+        assert not redis_client.exists("rac:meta")
+        monkeypatch.setenv("AOS_MODE", "test")
+        with pytest.warns(EvictionPolicyWarning, match="allkeys-lfu"):
+            asyncio.run(start())
+    finally:
+        redis_client.config_set("maxmemory-policy", "noeviction")
