@@ -113,10 +113,7 @@ class AsyncAuditStore(StoreBase):
                         await self._retrying("start-up checks", self._read_info)
                     )
                 call = self._core.init_meta()
-                script = self._scripts[call.script]
-                await self._retrying(
-                    call.operation, lambda: script(call.keys, call.args, self._client)
-                )
+                await self._retrying(call.operation, lambda: self._send(call))
                 self._initialized = True
 
     async def _read_info(self) -> Any:
@@ -238,8 +235,16 @@ class AsyncAuditStore(StoreBase):
 
     # -- I/O --------------------------------------------------------------------------
     async def _call(self, call: ScriptCall) -> Any:
+        return await self._read(call.operation, lambda: self._send(call))
+
+    async def _send(self, call: ScriptCall) -> Any:
+        """EVALSHA (redis-py reloads once on NOSCRIPT); EVAL when the cache empties again."""
         script = self._scripts[call.script]
-        return await self._read(call.operation, lambda: script(call.keys, call.args, self._client))
+        try:
+            return await script(call.keys, call.args, self._client)
+        except redis.exceptions.NoScriptError:
+            # Flushed again between the reload and the re-send: the script did not run.
+            return await self._client.eval(script.script, len(call.keys), *call.keys, *call.args)
 
     async def _read(self, operation: str, send: Callable[[], Awaitable[Any]]) -> Any:
         if not self._initialized:

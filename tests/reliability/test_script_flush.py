@@ -9,6 +9,7 @@ that has WAITAOF.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
@@ -19,8 +20,9 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 
-from rac_store import AuditStore, create_domain_ack
+from rac_store import AsyncAuditStore, AuditStore, create_domain_ack
 from rac_store.errors import RACStoreError
 
 from ..support.faults import command_stats
@@ -56,9 +58,11 @@ def test_script_flush_every_50ms_reaches_no_caller(tmp_path: Path, variant: str)
                 runs=runs,
                 acks=ACKS_PER_WORKER,
                 out=str(tmp_path / f"worker{i}.log"),
-                batch=1 if i % 2 == 0 else 10,
+                batch=(1, 10, 1)[i % 3],
                 seed=i,
                 wait_aof=wait_aof,
+                # one worker is an AsyncAuditStore: auto-pipelined, coalesced trips
+                concurrency=64 if i % 3 == 2 and not wait_aof else 0,
             )
             for i in range(WORKERS)
         ]
@@ -132,3 +136,30 @@ def test_cache_emptied_between_reload_and_resend_falls_back_to_the_body(
     evals = command_stats(redis_client)["eval"]["calls"] - evals_before
     assert evals == 2  # add_acks and read_expectations each fell back once
     assert len(store.get_acks(run)) == 1
+
+
+class AsyncFlushAfterLoad(redis.asyncio.Redis):
+    """The asyncio twin of FlushAfterLoad (the auto-pipeline reloads through it)."""
+
+    async def script_load(self, script: Any) -> str:
+        sha = str(await super().script_load(script))
+        await self.script_flush()
+        return sha
+
+
+def test_autopipeline_falls_back_to_the_body_too(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    run = uuid.uuid4()
+
+    async def main() -> list[Any]:
+        client = AsyncFlushAfterLoad(host="127.0.0.1", port=redis_server.port)
+        async with AsyncAuditStore(client) as store:
+            redis_client.script_flush()
+            acks = [create_domain_ack(run, "ghost", f"x{i}") for i in range(5)]
+            return list(await asyncio.gather(*(store.add_ack(run, ack) for ack in acks)))
+
+    evals_before = command_stats(redis_client).get("eval", {}).get("calls", 0)
+    assert asyncio.run(main()) == ["DRIFT"] * 5
+    assert command_stats(redis_client)["eval"]["calls"] > evals_before
+    assert len(AuditStore(redis_client).get_acks(run)) == 5

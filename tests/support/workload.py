@@ -8,6 +8,7 @@ the server holds.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import random
 import time
@@ -18,8 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import redis.asyncio
 
-from rac_store import AckStatus, AuditExpectation, AuditStatus, AuditStore, DomainAck, RetryPolicy
+from rac_store import (
+    AckStatus,
+    AsyncAuditStore,
+    AuditExpectation,
+    AuditStatus,
+    AuditStore,
+    DomainAck,
+    RetryPolicy,
+)
 from rac_store.errors import RACStoreError
 
 DECLARED = 12
@@ -43,6 +53,8 @@ class WorkerSpec:
     pool_size: int | None = None
     prefix: str = "rac"
     wait_aof: bool = False
+    concurrency: int = 0
+    """> 0: an AsyncAuditStore (auto-pipelined add_ack) with this many concurrent callers."""
 
 
 @dataclass
@@ -78,8 +90,24 @@ def _client(spec: WorkerSpec) -> redis.Redis:
     return redis.Redis(connection_pool=pool)
 
 
+def _random_ack(rng: random.Random, run: str) -> DomainAck:
+    status = AckStatus.SUCCESS if rng.random() < 0.8 else AckStatus.FAILED
+    return DomainAck(uuid.UUID(run), f"d{rng.randrange(TARGETS)}", "act", status=status)
+
+
+def _line(run: str, ack: DomainAck, outcome: Any) -> str:
+    return f"A\t{run}\t{ack.id.hex}\t{outcome.value}\t{ack.domain}\t{ack.is_success:d}\n"
+
+
+def _error_line(exc: BaseException) -> str:
+    return f"E\t{type(exc).__name__}: {exc}\n"
+
+
 def ack_worker(spec: WorkerSpec, progress: Any) -> None:
     """Send ``spec.acks`` acks round-robin over ``spec.runs``; log each confirmed one."""
+    if spec.concurrency:
+        asyncio.run(_async_ack_worker(spec, progress))
+        return
     rng = random.Random(spec.seed)
     attempts, base, cap = spec.retry
     store = AuditStore(
@@ -93,32 +121,45 @@ def ack_worker(spec: WorkerSpec, progress: Any) -> None:
         while sent < spec.acks:
             run = spec.runs[(sent // spec.batch) % len(spec.runs)]
             n = min(spec.batch, spec.acks - sent)
-            batch = [
-                DomainAck(
-                    uuid.UUID(run),
-                    f"d{rng.randrange(TARGETS)}",
-                    "act",
-                    status=AckStatus.SUCCESS if rng.random() < 0.8 else AckStatus.FAILED,
-                )
-                for _ in range(n)
-            ]
+            batch = [_random_ack(rng, run) for _ in range(n)]
             sent += n
             try:
-                outcomes = (
-                    [store.add_ack(run, batch[0])]
-                    if spec.batch == 1
-                    else store.add_acks(run, batch)
-                )
+                if spec.batch == 1:
+                    outcomes = [store.add_ack(run, batch[0])]
+                else:
+                    outcomes = store.add_acks(run, batch)
             except (RACStoreError, redis.RedisError) as exc:
-                out.write(f"E\t{type(exc).__name__}: {exc}\n")
+                out.write(_error_line(exc))
                 continue
-            for ack, outcome in zip(batch, outcomes, strict=True):
-                out.write(
-                    f"A\t{run}\t{ack.id.hex}\t{outcome.value}\t{ack.domain}\t{ack.is_success:d}\n"
-                )
+            out.writelines(_line(run, a, o) for a, o in zip(batch, outcomes, strict=True))
             with progress.get_lock():
                 progress.value += n
     store.close()
+
+
+async def _async_ack_worker(spec: WorkerSpec, progress: Any) -> None:
+    """``spec.concurrency`` coroutines share ``spec.acks`` auto-pipelined add_ack calls."""
+    rng = random.Random(spec.seed)
+    attempts, base, cap = spec.retry
+    client = redis.asyncio.Redis.from_url(spec.url, socket_timeout=spec.socket_timeout)
+    lines: list[str] = []
+    todo = iter(range(spec.acks))
+
+    async def caller(store: AsyncAuditStore) -> None:
+        for i in todo:
+            run = spec.runs[i % len(spec.runs)]
+            ack = _random_ack(rng, run)
+            try:
+                lines.append(_line(run, ack, await store.add_ack(run, ack)))
+            except (RACStoreError, redis.RedisError) as exc:
+                lines.append(_error_line(exc))
+            with progress.get_lock():
+                progress.value += 1
+
+    retry = RetryPolicy(attempts, base, cap)
+    async with AsyncAuditStore(client, prefix=spec.prefix, retry=retry) as store:
+        await asyncio.gather(*(caller(store) for _ in range(spec.concurrency)))
+    Path(spec.out).write_text("".join(lines), encoding="utf-8")
 
 
 def run_workers(
