@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import random
 import time
 import uuid
@@ -35,6 +36,10 @@ from rac_store.errors import RACStoreError
 DECLARED = 12
 """Expectations per run: d0..d11 / act; acks also go to d12..d15 (drift)."""
 TARGETS = 16
+RARE = 8
+"""Also declared per run: rare0..rare7 / act, due at spread times, seldom acked (so
+their acks, their deadlines and a sweeper meet at random moments of a load)."""
+RARE_SHARE = 0.002
 SPAWN = multiprocessing.get_context("spawn")
 
 
@@ -55,6 +60,8 @@ class WorkerSpec:
     wait_aof: bool = False
     concurrency: int = 0
     """> 0: an AsyncAuditStore (auto-pipelined add_ack) with this many concurrent callers."""
+    cpus: frozenset[int] | None = None
+    """Run the worker on these CPUs only (keeps a core free for the server)."""
 
 
 @dataclass
@@ -70,15 +77,20 @@ class LoadReport:
 
 
 def declare(store: AuditStore, runs: list[str], deadline_ms: int = 600_000) -> None:
-    """Declare DECLARED expectations on each run."""
+    """Declare DECLARED common and RARE rare expectations on each run.
+
+    The rare ones fall due between 1 and 20 s from now, whatever ``deadline_ms``.
+    """
+    rng = random.Random(0)
     for run in runs:
-        store.add_expectations(
-            run,
-            [
-                AuditExpectation(uuid.UUID(run), f"d{i}", "act", deadline_ms)
-                for i in range(DECLARED)
-            ],
-        )
+        common = [
+            AuditExpectation(uuid.UUID(run), f"d{i}", "act", deadline_ms) for i in range(DECLARED)
+        ]
+        rare = [
+            AuditExpectation(uuid.UUID(run), f"rare{i}", "act", rng.randrange(1_000, 20_000))
+            for i in range(RARE)
+        ]
+        store.add_expectations(run, common + rare)
 
 
 def _client(spec: WorkerSpec) -> redis.Redis:
@@ -92,7 +104,11 @@ def _client(spec: WorkerSpec) -> redis.Redis:
 
 def _random_ack(rng: random.Random, run: str) -> DomainAck:
     status = AckStatus.SUCCESS if rng.random() < 0.8 else AckStatus.FAILED
-    return DomainAck(uuid.UUID(run), f"d{rng.randrange(TARGETS)}", "act", status=status)
+    if rng.random() < RARE_SHARE:
+        domain = f"rare{rng.randrange(RARE)}"
+    else:
+        domain = f"d{rng.randrange(TARGETS)}"
+    return DomainAck(uuid.UUID(run), domain, "act", status=status)
 
 
 def _line(run: str, ack: DomainAck, outcome: Any) -> str:
@@ -105,6 +121,8 @@ def _error_line(exc: BaseException) -> str:
 
 def ack_worker(spec: WorkerSpec, progress: Any) -> None:
     """Send ``spec.acks`` acks round-robin over ``spec.runs``; log each confirmed one."""
+    if spec.cpus:
+        os.sched_setaffinity(0, spec.cpus)
     if spec.concurrency:
         asyncio.run(_async_ack_worker(spec, progress))
         return
@@ -141,7 +159,13 @@ async def _async_ack_worker(spec: WorkerSpec, progress: Any) -> None:
     """``spec.concurrency`` coroutines share ``spec.acks`` auto-pipelined add_ack calls."""
     rng = random.Random(spec.seed)
     attempts, base, cap = spec.retry
-    client = redis.asyncio.Redis.from_url(spec.url, socket_timeout=spec.socket_timeout)
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        spec.url,
+        max_connections=spec.pool_size or 64,
+        timeout=10,
+        socket_timeout=spec.socket_timeout,
+    )
+    client = redis.asyncio.Redis.from_pool(pool)
     lines: list[str] = []
     todo = iter(range(spec.acks))
 
