@@ -19,8 +19,8 @@ from .support.redis_server import RedisServer
 SYNC_BACKENDS = ("embedded", "redis", "redis-acl")
 """``redis-acl``: the session's server, the store logged in as a least-privilege worker
 (rac_store.acl.worker_rules); ``raw_client`` stays the admin, for inspection."""
-ASYNC_BACKENDS = ("async-embedded", "async-redis")
-"""AsyncAuditStore behind a sync facade (tests/support/async_facade.py)."""
+ASYNC_BACKENDS = ("async-embedded", "async-redis", "async-redis-acl")
+"""AsyncAuditStore behind a sync facade (tests/support/async_facade.py); ``-acl`` as the worker."""
 BACKENDS = SYNC_BACKENDS + ASYNC_BACKENDS
 
 ACL_PASSWORD = "rac-test-password"
@@ -131,9 +131,13 @@ def async_store_factory(
             return fakeredis.FakeAsyncRedis(server=server)
     else:
         port = request.getfixturevalue("redis_server").port
+        login: dict[str, Any] = {}
+        if backend.endswith("-acl"):
+            login = {"username": request.getfixturevalue("acl_users")["worker"]}
+            login["password"] = ACL_PASSWORD
 
         def make_client() -> Any:
-            return redis.asyncio.Redis(host="127.0.0.1", port=port)
+            return redis.asyncio.Redis(host="127.0.0.1", port=port, **login)
 
     made: list[SyncFacade] = []
 
