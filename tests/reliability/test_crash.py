@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 from rac_store import AuditStore
 
 from ..support.redis_server import RedisServer
-from ..support.workload import WorkerSpec, audit, declare, run_workers
+from ..support.workload import WorkerSpec, audit, run_workers, start_runs, worker_specs
 
 WORKERS = 4
 ACKS_PER_WORKER = int(os.environ.get("RAC_CRASH_ACKS", "2000"))
@@ -32,21 +31,12 @@ def test_kill_9_mid_load_loses_no_confirmed_ack(tmp_path: Path) -> None:
     server = RedisServer(["--appendonly", "yes", "--appendfsync", "always"]).start()
     try:
         store = AuditStore(server.client())
-        runs = [str(uuid.uuid4()) for _ in range(8)]
-        declare(store, runs)
-        specs = [
-            WorkerSpec(
-                url=server.url,
-                runs=runs,
-                acks=ACKS_PER_WORKER,
-                out=str(tmp_path / f"worker{i}.log"),
-                batch=1 if i % 2 == 0 else 5,  # half of them send batches
-                seed=i,
-                socket_timeout=2.0,
-                retry=(40, 0.05, 0.25),  # ~9 s of re-sends: longer than a restart
-            )
-            for i in range(WORKERS)
-        ]
+        runs = start_runs(store, 8)
+        # ~9 s of re-sends (longer than a restart); half of the workers send batches
+        patient = WorkerSpec(
+            server.url, runs, ACKS_PER_WORKER, socket_timeout=2.0, retry=(40, 0.05, 0.25)
+        )
+        specs = worker_specs(patient, tmp_path, WORKERS, lambda i: {"batch": 1 + 4 * (i % 2)})
         total = WORKERS * ACKS_PER_WORKER
         kills: list[tuple[int, float]] = []
 

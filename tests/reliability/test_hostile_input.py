@@ -122,46 +122,41 @@ def _corrupt(item: Any, field: str, value: Any) -> Any:
     return item
 
 
-def _one_hostile_field(base: st.SearchStrategy[Any], fields: tuple[str, ...]) -> Any:
-    corrupted = [st.builds(_corrupt, base, st.just(field), HOSTILE[field]) for field in fields]
+def _hostile_model(model: type, run: uuid.UUID, **own: st.SearchStrategy[Any]) -> Any:
+    """Valid ``model`` instances of ``run``, or ones with a single field made hostile."""
+    fields: dict[str, st.SearchStrategy[Any]] = {
+        "run_id": st.just(run),
+        "domain": name_texts,
+        "action": name_texts,
+        "id": st.uuids(),
+        "created_at": aware_moments,
+        "metadata": st.dictionaries(st.text(max_size=10), json_like, max_size=5),
+        **own,
+    }
+    base = st.builds(model, **fields)
+    corrupted = [st.builds(_corrupt, base, st.just(name), HOSTILE[name]) for name in fields]
     return st.one_of(base, base, st.one_of(*corrupted))  # two in three stay valid
 
 
 def expectations(run: uuid.UUID) -> st.SearchStrategy[Any]:
-    base = st.builds(
+    return _hostile_model(
         AuditExpectation,
-        run_id=st.just(run),
-        domain=name_texts,
-        action=name_texts,
+        run,
         deadline_ms=st.integers(0, 30 * 24 * 3600 * 1000),
-        id=st.uuids(),
         status=st.sampled_from(list(AuditStatus)),
-        created_at=aware_moments,
-        metadata=st.dictionaries(st.text(max_size=10), json_like, max_size=5),
     )
-    fields = ("run_id", "domain", "action", "deadline_ms", "id", "status", "created_at",
-              "metadata")  # fmt: skip
-    return _one_hostile_field(base, fields)
 
 
 def acks(run: uuid.UUID) -> st.SearchStrategy[Any]:
-    base = st.builds(
+    return _hostile_model(
         DomainAck,
-        run_id=st.just(run),
-        domain=name_texts,
-        action=name_texts,
-        id=st.uuids(),
+        run,
         status=st.sampled_from(list(AckStatus)),
         result_id=st.none() | texts,
         error=st.none() | texts,
         rolled_back=st.booleans(),
         rollback_reason=st.none() | texts,
-        created_at=aware_moments,
-        metadata=st.dictionaries(st.text(max_size=10), json_like, max_size=5),
     )
-    fields = ("run_id", "domain", "action", "id", "status", "created_at", "metadata",
-              "result_id", "error", "rolled_back", "rollback_reason")  # fmt: skip
-    return _one_hostile_field(base, fields)
 
 
 run_ids = st.one_of(
@@ -202,6 +197,16 @@ def with_run(item: Any, run: uuid.UUID) -> Any:
     return item
 
 
+def on_fresh_run(
+    raw_client: Any, items: list[Any], call: Callable[[uuid.UUID, list[Any]], Any]
+) -> tuple[uuid.UUID, list[Any], bool, Any]:
+    """``call(run, items)`` on a new run (items generated for RUN moved to it), via attempt."""
+    run = fresh_run()
+    items = [with_run(item, run) for item in items]
+    ok, result = attempt(raw_client, lambda: call(run, items))
+    return run, items, ok, result
+
+
 def bare(exp: AuditExpectation) -> bytes:
     """An expectation's bytes without what the store itself decides (status, times)."""
     return codec.encode(
@@ -212,9 +217,7 @@ def bare(exp: AuditExpectation) -> bytes:
 @PROPERTY
 @given(items=st.lists(expectations(RUN), max_size=3))
 def test_add_expectations(store: AuditStore, raw_client: Any, items: list[Any]) -> None:
-    run = fresh_run()
-    items = [with_run(item, run) for item in items]
-    ok, added = attempt(raw_client, lambda: store.add_expectations(run, items))
+    run, items, ok, added = on_fresh_run(raw_client, items, store.add_expectations)
     if ok:
         sent = {item.key(): bare(item) for item in reversed(items)}
         stored = store.get_expectations(run)
@@ -226,9 +229,7 @@ def test_add_expectations(store: AuditStore, raw_client: Any, items: list[Any]) 
 @PROPERTY
 @given(ack=acks(RUN))
 def test_add_ack(store: AuditStore, raw_client: Any, ack: Any) -> None:
-    run = fresh_run()
-    ack = with_run(ack, run)
-    ok, outcome = attempt(raw_client, lambda: store.add_ack(run, ack))
+    run, (ack,), ok, outcome = on_fresh_run(raw_client, [ack], lambda r, a: store.add_ack(r, a[0]))
     if ok:
         assert outcome == "DRIFT"
         assert [codec.encode(a) for a in store.get_acks(run)] == [codec.encode(ack)]
@@ -237,9 +238,7 @@ def test_add_ack(store: AuditStore, raw_client: Any, ack: Any) -> None:
 @PROPERTY
 @given(batch=st.lists(acks(RUN), max_size=4))
 def test_add_acks(store: AuditStore, raw_client: Any, batch: list[Any]) -> None:
-    run = fresh_run()
-    batch = [with_run(ack, run) for ack in batch]
-    ok, outcomes = attempt(raw_client, lambda: store.add_acks(run, batch))
+    run, batch, ok, outcomes = on_fresh_run(raw_client, batch, store.add_acks)
     if ok:
         first: dict[uuid.UUID, bytes] = {}
         for ack in batch:

@@ -10,6 +10,7 @@ closed with StoreTLSError.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -67,16 +68,13 @@ FORBIDDEN: dict[str, tuple[Any, ...]] = {
 def as_user(
     redis_server: RedisServer, acl_users: dict[str, str]
 ) -> Iterator[Callable[[str], redis.Redis]]:
-    clients: list[redis.Redis] = []
+    with contextlib.ExitStack() as opened:
 
-    def login(role: str) -> redis.Redis:
-        client = redis_server.client(username=acl_users[role], password=ACL_PASSWORD)
-        clients.append(client)
-        return client
+        def login(role: str) -> redis.Redis:
+            client = redis_server.client(username=acl_users[role], password=ACL_PASSWORD)
+            return opened.enter_context(client)
 
-    yield login
-    for client in clients:
-        client.close()
+        yield login
 
 
 @pytest.fixture

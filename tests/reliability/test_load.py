@@ -18,7 +18,6 @@ import contextlib
 import os
 import threading
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from rac_store import AuditStatus, AuditStore, InvalidTransitionError
 
 from ..support.faults import command_stats
 from ..support.redis_server import RedisServer
-from ..support.workload import WorkerSpec, audit, declare, run_workers
+from ..support.workload import WorkerSpec, audit, run_workers, start_runs, worker_specs
 
 WORKERS = int(os.environ.get("RAC_LOAD_WORKERS", "16"))
 ACKS_PER_WORKER = int(os.environ.get("RAC_LOAD_ACKS", "5000"))
@@ -101,23 +100,18 @@ def test_16_processes_x_5000_acks_with_a_sweeper(tmp_path: Path) -> None:
         server_cpus, client_cpus = dedicate_a_core(server)
         admin = server.client()
         store = AuditStore(server.client())
-        runs = [str(uuid.uuid4()) for _ in range(RUNS)]
-        declare(store, runs[: RUNS // 2], deadline_ms=300)  # due during the load
-        declare(store, runs[RUNS // 2 :])
-        specs = [
-            WorkerSpec(
-                url=server.url,
-                runs=runs,
-                acks=ACKS_PER_WORKER,
-                out=str(tmp_path / f"worker{i}.log"),
-                batch=10 if i % 4 == 1 else 1,  # a quarter send batches of 10
-                seed=i,
-                pool_size=1,  # a bounded blocking pool: a leaked connection would block
-                concurrency=32 if i % 8 == 7 else 0,  # two are auto-pipelined async stores
-                cpus=client_cpus,
-            )
-            for i in range(WORKERS)
-        ]
+        runs = start_runs(store, RUNS // 2, deadline_ms=300)  # due during the load
+        runs += start_runs(store, RUNS // 2)
+
+        def vary(i: int) -> dict[str, Any]:
+            return {
+                "batch": 10 if i % 4 == 1 else 1,  # a quarter send batches of 10
+                "concurrency": 32 if i % 8 == 7 else 0,  # two are auto-pipelined async stores
+            }
+
+        # pool_size=1: a bounded blocking pool, so a leaked connection would block
+        bounded = WorkerSpec(server.url, runs, ACKS_PER_WORKER, pool_size=1, cpus=client_cpus)
+        specs = worker_specs(bounded, tmp_path, WORKERS, vary)
         admin.slowlog_reset()
         admin.config_resetstat()
         sweeper = Sweeper(AuditStore(server.client()))

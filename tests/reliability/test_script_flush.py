@@ -27,7 +27,7 @@ from rac_store.errors import RACStoreError
 
 from ..support.faults import command_stats
 from ..support.redis_server import RedisServer, waitaof_server_binary
-from ..support.workload import WorkerSpec, audit, declare, run_workers
+from ..support.workload import WorkerSpec, audit, run_workers, start_runs, worker_specs
 
 WORKERS = 4
 ACKS_PER_WORKER = int(os.environ.get("RAC_FLUSH_ACKS", "3000"))
@@ -50,22 +50,17 @@ def test_script_flush_every_50ms_reaches_no_caller(tmp_path: Path, variant: str)
     wait_aof = variant != "redis"
     try:
         store = AuditStore(server.client(), wait_aof=wait_aof)
-        runs = [str(uuid.uuid4()) for _ in range(8)]
-        declare(store, runs)
-        specs = [
-            WorkerSpec(
-                url=server.url,
-                runs=runs,
-                acks=ACKS_PER_WORKER,
-                out=str(tmp_path / f"worker{i}.log"),
-                batch=(1, 10, 1)[i % 3],
-                seed=i,
-                wait_aof=wait_aof,
-                # one worker is an AsyncAuditStore: auto-pipelined, coalesced trips
-                concurrency=64 if i % 3 == 2 and not wait_aof else 0,
-            )
-            for i in range(WORKERS)
-        ]
+        runs = start_runs(store, 8)
+
+        def vary(i: int) -> dict[str, Any]:
+            # singles, batches of 10, and (not with wait_aof) an auto-pipelined async store
+            return {
+                "batch": (1, 10, 1)[i % 3],
+                "concurrency": 64 if i % 3 == 2 and not wait_aof else 0,
+            }
+
+        template = WorkerSpec(server.url, runs, ACKS_PER_WORKER, wait_aof=wait_aof)
+        specs = worker_specs(template, tmp_path, WORKERS, vary)
         admin = server.client()
         flushes = 0
         reads = 0

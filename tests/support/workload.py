@@ -9,12 +9,14 @@ the server holds.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import multiprocessing
 import os
 import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +52,7 @@ class WorkerSpec:
     url: str
     runs: list[str]
     acks: int
-    out: str
+    out: str = ""
     batch: int = 1
     seed: int = 0
     socket_timeout: float | None = 5.0
@@ -91,6 +93,23 @@ def declare(store: AuditStore, runs: list[str], deadline_ms: int = 600_000) -> N
             for i in range(RARE)
         ]
         store.add_expectations(run, common + rare)
+
+
+def start_runs(store: AuditStore, count: int, deadline_ms: int = 600_000) -> list[str]:
+    """``count`` new runs, each with its expectations declared (see :func:`declare`)."""
+    runs = [str(uuid.uuid4()) for _ in range(count)]
+    declare(store, runs, deadline_ms)
+    return runs
+
+
+def worker_specs(
+    template: WorkerSpec, folder: Path, count: int, vary: Callable[[int], dict[str, Any]]
+) -> list[WorkerSpec]:
+    """``count`` workers like ``template``, each with its own log, seed and ``vary(i)`` options."""
+    return [
+        dataclasses.replace(template, out=str(folder / f"worker{i}.log"), seed=i, **vary(i))
+        for i in range(count)
+    ]
 
 
 def _client(spec: WorkerSpec) -> redis.Redis:
