@@ -13,9 +13,10 @@ import redis
 from redis.commands.core import Script
 
 from . import core
-from .core import RetryPolicy, ScriptCall
+from .core import DEFAULT_FINDINGS_MAXLEN, Call, CommandCall, RetryPolicy, ScriptCall
 from .embedded import create_embedded_client
 from .errors import DurabilityNotConfirmedError, RACStoreError, map_redis_error
+from .metrics import MetricsOption
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .scripts import SCRIPT_NAMES, load_source
 from .server_checks import INFO_SECTIONS, info_denied
@@ -29,7 +30,8 @@ class AuditStore(StoreBase):
     With no ``redis_client`` the environment decides (see
     :mod:`rac_store.durability`): ``RAC_REDIS_URL`` connects to Redis, and
     otherwise, in ``AOS_MODE=local``, the same scripts run on an embedded
-    in-process server.
+    in-process server. ``findings_maxlen`` bounds each shard's findings stream;
+    ``metrics`` counts acks (see :mod:`rac_store.metrics`; ``False`` for none).
     """
 
     def __init__(
@@ -40,6 +42,8 @@ class AuditStore(StoreBase):
         ttl_seconds: int = 3600,
         shards: int = 16,
         retry: RetryPolicy | None = None,
+        findings_maxlen: int = DEFAULT_FINDINGS_MAXLEN,
+        metrics: MetricsOption = None,
         check_server: bool = True,
         wait_aof: bool | WaitAof | None = None,
     ) -> None:
@@ -58,6 +62,8 @@ class AuditStore(StoreBase):
             ttl_seconds=ttl_seconds,
             shards=shards,
             retry=retry,
+            findings_maxlen=findings_maxlen,
+            metrics=metrics,
             wait_aof=as_wait_aof(wait_aof),
         )
         self._writes = frozenset(name for name in SCRIPT_NAMES if not load_source(name).read_only)
@@ -85,11 +91,17 @@ class AuditStore(StoreBase):
 
     def add_ack(self, run_id: uuid.UUID | str, ack: DomainAck) -> AckOutcome:
         """Record one ack: recorded, duplicate, drift or late."""
-        return core.parse_outcomes(self._call(self._core.add_ack(run_id, ack)))[0]
+        outcomes = core.parse_outcomes(self._call(self._core.add_ack(run_id, ack)))
+        if self._metrics is not None:
+            self._metrics.observe_acks(outcomes)
+        return outcomes[0]
 
     def add_acks(self, run_id: uuid.UUID | str, acks: Iterable[DomainAck]) -> list[AckOutcome]:
         """Record many acks of one run in one call; one outcome per ack, in order."""
-        return core.parse_outcomes(self._call(self._core.add_acks(run_id, acks)))
+        outcomes = core.parse_outcomes(self._call(self._core.add_acks(run_id, acks)))
+        if self._metrics is not None:
+            self._metrics.observe_acks(outcomes)
+        return outcomes
 
     def update_expectation_status(
         self, run_id: uuid.UUID | str, domain: str, action: str, status: AuditStatus | str
@@ -151,6 +163,22 @@ class AuditStore(StoreBase):
                 raise info_denied(exc) from exc
 
         self._apply_server_checks(self._read("start-up checks", read_info))
+
+    def execute(self, call: Call) -> Any:
+        """Send one call built by the sans-I/O core; the raw reply (a list for commands).
+
+        The low-level hook the reconciler uses: same retries and error mapping as
+        every other method.
+        """
+        if isinstance(call, CommandCall):
+            return self._read(call.operation, lambda: self._pipeline(call))
+        return self._call(call)
+
+    def _pipeline(self, call: CommandCall) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        for command in call.commands:
+            pipe.execute_command(*command)
+        return list(pipe.execute())
 
     def _call(self, call: ScriptCall) -> Any:
         script = self._scripts[call.script]

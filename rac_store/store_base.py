@@ -12,11 +12,12 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .core import RetryPolicy, StoreCore
+from .core import DEFAULT_FINDINGS_MAXLEN, RetryPolicy, StoreCore
 from .durability import StoreDurabilityMode, aos_mode, choose_client
 from .embedded import is_embedded
 from .errors import UnsupportedServerError
 from .keys import KeySpace
+from .metrics import MetricsOption, resolve_metrics
 from .scripts import register_scripts
 from .server_checks import EvictionPolicyWarning, ServerFacts, check_server
 from .wait_aof import WaitAof
@@ -25,7 +26,11 @@ _log = logging.getLogger("rac_store")
 
 
 class StoreBase:
-    """Client, durability mode, sans-I/O core, retry policy and scripts of one store."""
+    """Client, durability mode, sans-I/O core, retry policy, scripts and metrics of one store.
+
+    ``findings_maxlen`` bounds each shard's findings stream; ``metrics`` counts
+    acks (see :mod:`rac_store.metrics`; ``False`` for none).
+    """
 
     def __init__(
         self,
@@ -37,6 +42,8 @@ class StoreBase:
         ttl_seconds: int,
         shards: int,
         retry: RetryPolicy | None,
+        findings_maxlen: int = DEFAULT_FINDINGS_MAXLEN,
+        metrics: MetricsOption = None,
         wait_aof: WaitAof | None = None,
     ) -> None:
         self._client, self._mode = choose_client(redis_client, connect, embedded)
@@ -44,7 +51,8 @@ class StoreBase:
         if self._embedded and wait_aof is not None:
             raise UnsupportedServerError("wait_aof needs a Redis server with an AOF")
         self._wait_aof = wait_aof
-        self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds)
+        self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds, findings_maxlen)
+        self._metrics = resolve_metrics(metrics)
         self._retry = retry or RetryPolicy()
         self._scripts: dict[str, Any] = register_scripts(self._client)
 
