@@ -22,11 +22,13 @@ CONNECTION = ("ping", "hello", "info", "time")
 SCRIPTING = ("evalsha", "eval", "script|load")
 """Run the store's scripts; reload them after the cache was emptied."""
 READS = (
-    "lrange", "exists", "zrangebyscore", "zrange", "zscore", "hget", "hmget", "hgetall", "hexists",
+    "lrange", "llen", "exists", "zrangebyscore", "zrange", "zscore", "zcard",
+    "hget", "hmget", "hgetall", "hexists", "xrevrange", "xread",
 )  # fmt: skip
-"""What the store reads, directly or inside scripts."""
-WRITES = ("hset", "hsetnx", "rpush", "zadd", "zrem", "pexpire", "del")
-"""What the write scripts run."""
+"""What the store and the reconciler read, directly or inside scripts (``xread`` for
+``iter_findings`` / ``rac-store watch``)."""
+WRITES = ("hset", "hsetnx", "hincrby", "rpush", "zadd", "zrem", "zpopmin", "pexpire", "del", "xadd")
+"""What the write scripts run (``xadd`` appends to the findings stream, trimming it)."""
 WAITAOF = ("waitaof",)
 """Only for stores made with ``wait_aof`` (Redis >= 7.2: older servers reject the name)."""
 

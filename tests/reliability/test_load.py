@@ -5,9 +5,8 @@ connection-pool exhaustion (every worker runs on a bounded blocking pool, so a
 leaked connection would surface as an error), and no store script in the
 server's SLOWLOG above 10 ms.
 
-The sweeper uses the store's public API (``get_pending_run_ids`` then
-``update_expectation_status(..., MISSING)`` for what is past due); the
-reconciler's own sweep (issue 5) is not on this branch yet and should replace it.
+Meanwhile the reconciler sweeps (``AuditReconciler.sweep``: one script per due
+run marks what is overdue MISSING) and reconciles one run per pass.
 
 ``RAC_LOAD_WORKERS`` / ``RAC_LOAD_ACKS`` scale the load (defaults 16 / 5000).
 """
@@ -18,13 +17,12 @@ import contextlib
 import os
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rac_store import AuditStatus, AuditStore, InvalidTransitionError
+from rac_store import AuditReconciler, AuditStore
 
 from ..support.faults import command_stats
 from ..support.redis_server import RedisServer
@@ -37,36 +35,25 @@ RUNS = 64
 
 
 class Sweeper:
-    """Marks past-due PENDING expectations MISSING through the public API, until stopped."""
+    """The reconciler's deadline sweep (and a reconcile of one run) in a loop, until stopped."""
 
-    def __init__(self, store: AuditStore) -> None:
-        self.store = store
-        self.passes = self.marked = self.raced = 0
+    def __init__(self, store: AuditStore, runs: list[str]) -> None:
+        self.reconciler = AuditReconciler(store)
+        self.runs = runs
+        self.passes = self.marked = self.reconciled = 0
         self.errors: list[str] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                self.sweep_once()
+                self.marked += len(self.reconciler.sweep(limit=1000).missing)
+                self.reconciler.reconcile(self.runs[self.passes % len(self.runs)])
+                self.reconciled += 1
             except Exception as exc:  # every error is a finding of this test
                 self.errors.append(f"{type(exc).__name__}: {exc}")
+            self.passes += 1
             time.sleep(0.02)
-
-    def sweep_once(self) -> None:
-        now = self.store.server_time_ms()
-        self.passes += 1
-        for run in self.store.get_pending_run_ids(due_before=now, limit=50):
-            for exp in self.store.get_expectations(run):
-                due = exp.created_at + timedelta(milliseconds=exp.deadline_ms)
-                if exp.status is AuditStatus.PENDING and due.timestamp() * 1000 < now:
-                    try:
-                        self.store.update_expectation_status(
-                            run, exp.domain, exp.action, AuditStatus.MISSING
-                        )
-                        self.marked += 1
-                    except InvalidTransitionError:
-                        self.raced += 1  # acked between our read and our write: correct
 
 
 def dedicate_a_core(server: RedisServer) -> tuple[frozenset[int], frozenset[int] | None]:
@@ -114,7 +101,7 @@ def test_16_processes_x_5000_acks_with_a_sweeper(tmp_path: Path) -> None:
         specs = worker_specs(bounded, tmp_path, WORKERS, vary)
         admin.slowlog_reset()
         admin.config_resetstat()
-        sweeper = Sweeper(AuditStore(server.client()))
+        sweeper = Sweeper(AuditStore(server.client()), runs)
         peak_clients = 0
 
         def watch(progress: Any) -> None:
@@ -146,8 +133,8 @@ def test_16_processes_x_5000_acks_with_a_sweeper(tmp_path: Path) -> None:
         print(
             f"\n[load] workers={WORKERS} acks={report.confirmed_count}/{total}"
             f" stored={result.stored} lost={result.lost} duplicated={result.duplicated}"
-            f" errors={len(report.errors)} LATE outcomes={late} sweeper passes={sweeper.passes}"
-            f" marked MISSING={sweeper.marked} raced={sweeper.raced}"
+            f" errors={len(report.errors)} LATE outcomes={late} sweeps={sweeper.passes}"
+            f" marked MISSING={sweeper.marked} reconciled={sweeper.reconciled}"
             f" slowlog>{SLOW_MS}ms: scripts={len(slow_scripts)} all={len(entries)}"
             f" max={max((e['duration'] for e in entries), default=0)}us"
             f" evalsha calls={evalsha.get('calls')} usec/call={evalsha.get('usec_per_call')}"
