@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from rac_store import (
     AckStatus,
     AuditExpectation,
+    AuditReconciler,
     AuditStatus,
     AuditStore,
     DomainAck,
@@ -39,7 +40,7 @@ from rac_store import (
 from rac_store.acl import worker_rules
 from rac_store.scripts import SCRIPT_NAMES, load_source
 
-from ..conftest import ACL_PASSWORD
+from ..conftest import ACL_PASSWORD, SYNC_BACKENDS
 from ..support.faults import digest
 from ..support.redis_server import RedisServer
 
@@ -363,3 +364,34 @@ def test_scripts_touch_only_the_keys_they_are_given(
             store.add_ack(other, DomainAck(other, "d", "a"))
     finally:
         redis_client.acl_deluser("one-run")
+
+
+counts = st.one_of(st.integers(-3, 2000), wrong_types)
+
+
+@pytest.mark.parametrize("backend", SYNC_BACKENDS, indirect=True)
+@PROPERTY
+@given(
+    run_id=run_ids,
+    limit=counts,
+    marks=counts,
+    since=st.one_of(st.sampled_from(["0", "$"]), texts, wrong_types),
+    count=counts,
+)
+def test_reconciler_arguments(
+    store: AuditStore, raw_client: Any, run_id: Any, limit: Any, marks: Any, since: Any, count: Any
+) -> None:
+    """The reconciler's public methods: a typed error with nothing changed, or a result."""
+    reconciler = AuditReconciler(store)
+    calls: dict[str, Callable[[], Any]] = {
+        "reconcile": lambda: reconciler.reconcile(run_id),
+        "check_deadline_violations": lambda: reconciler.check_deadline_violations(run_id),
+        "get_run_audit_summary": lambda: reconciler.get_run_audit_summary(run_id),
+        "pending": lambda: reconciler.pending(limit=limit),
+        "sweep": lambda: reconciler.sweep(limit=limit, marks_per_run=marks),
+        "iter_findings": lambda: list(reconciler.iter_findings(since=since, count=count)),
+    }
+    for name, call in calls.items():
+        ok, result = attempt(raw_client, call)
+        if ok:
+            assert result is not None, name
