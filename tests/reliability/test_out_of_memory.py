@@ -8,6 +8,7 @@ reads — including a new store starting up — keep working.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 from rac_store import (
     AuditExpectation,
+    AuditReconciler,
     AuditStatus,
     AuditStore,
     StoreOutOfMemoryError,
@@ -47,9 +49,16 @@ def fill_to_maxmemory(client: Any) -> int:
 
 
 def writes(store: AuditStore, run: uuid.UUID) -> dict[str, Callable[[], Any]]:
-    """Every public write of the store, each one that would change the data."""
+    """Every public write of the store and the reconciler, each one that would change data.
+
+    ``run`` must hold an overdue expectation (for the sweep) and a pending one
+    (so that reconcile records an INCOMPLETE finding).
+    """
     fresh = uuid.uuid4()
+    reconciler = AuditReconciler(store)
     return {
+        "sweep": reconciler.sweep,
+        "reconcile (records a finding)": lambda: reconciler.reconcile(run),
         "add_expectations (new run)": lambda: store.add_expectations(
             fresh, create_run_expectations(fresh)
         ),
@@ -67,18 +76,24 @@ def writes(store: AuditStore, run: uuid.UUID) -> dict[str, Callable[[], Any]]:
     }
 
 
+def with_overdue_expectation(store: AuditStore, run: uuid.UUID) -> uuid.UUID:
+    overdue = AuditExpectation(run, "overdue", "step", deadline_ms=0)
+    store.add_expectations(run, [*create_run_expectations(run), overdue])
+    time.sleep(0.005)
+    return run
+
+
 def test_full_server_refuses_every_write_changes_nothing_and_still_reads(
     full_server: RedisServer,
 ) -> None:
     client = full_server.client()
     store = AuditStore(client)
-    run = uuid.uuid4()
-    store.add_expectations(run, create_run_expectations(run))
+    warm = uuid.uuid4()  # every script in the server's cache, so no NOSCRIPT below
+    for call in writes(store, with_overdue_expectation(store, warm)).values():
+        call()
+    run = with_overdue_expectation(store, uuid.uuid4())
     store.add_ack(run, create_domain_ack(run, "incidents", "create_incident"))
     calls = writes(store, run)
-    warm = uuid.uuid4()  # every script in the server's cache, so no NOSCRIPT below
-    for call in writes(store, warm).values():
-        call()
     expectations, acks = store.get_expectations(run), store.get_acks(run)
     pending = store.get_pending_run_ids()
 
@@ -93,7 +108,8 @@ def test_full_server_refuses_every_write_changes_nothing_and_still_reads(
     # Refused before running (the #!lua flag), never failing half way.
     assert stats_after["rejected_calls"] - stats_before["rejected_calls"] == len(calls)
     assert stats_after["failed_calls"] == stats_before["failed_calls"]
-    assert stats_after["calls"] == stats_before["calls"]
+    # Only reconcile's snapshot (read_run.lua, flagged no-writes) ran.
+    assert stats_after["calls"] == stats_before["calls"] + 1
 
     # Reads keep working, and so does a new store (start-up checks + layout check).
     assert store.get_expectations(run) == expectations
