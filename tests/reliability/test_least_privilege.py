@@ -11,6 +11,7 @@ closed with StoreTLSError.
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,8 @@ import pytest
 import redis
 
 from rac_store import (
+    AuditExpectation,
+    AuditReconciler,
     AuditStatus,
     AuditStore,
     StorePermissionError,
@@ -124,6 +127,31 @@ def test_inspector_reads_everything_the_store_shows(
     assert inspector.load_from_redis(run)
     assert inspector.get_pending_run_ids() == [str(run)]
     assert inspector.server_time_ms() > 0
+
+
+def test_inspector_reads_through_the_reconciler_but_cannot_sweep_or_record(
+    seeded_run: uuid.UUID, redis_client: redis.Redis, as_user: Callable[[str], redis.Redis]
+) -> None:
+    run = seeded_run
+    worker = AuditStore(as_user("worker"))
+
+    def overdue(action: str) -> None:
+        worker.add_expectations(run, [AuditExpectation(run, "late", action, deadline_ms=0)])
+        time.sleep(0.005)
+
+    overdue("first")
+    assert len(AuditReconciler(worker).sweep().missing) == 1  # a finding to read
+    overdue("second")  # due, left for the inspector's sweep
+    inspector = AuditReconciler(AuditStore(as_user("inspector")))
+    assert inspector.snapshot(run) is not None
+    assert [p.run_id for p in inspector.pending(due_only=True).runs] == [str(run)]
+    assert {e.action for e in inspector.check_deadline_violations(run)} == {"first", "second"}
+    assert len(list(inspector.iter_findings())) == 1
+    before = digest(redis_client)
+    for write in (inspector.sweep, lambda: inspector.reconcile(run)):  # marks / records
+        with pytest.raises(StorePermissionError, match=DENIED):
+            write()
+        assert digest(redis_client) == before
 
 
 def test_inspector_cannot_write(
