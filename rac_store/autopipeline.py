@@ -12,7 +12,8 @@ Rules (see docs/async.md):
 * An error reply fails the callers of that shard's call only; a lost connection
   (after the bounded retries) fails the callers of that round trip only.
 * NOSCRIPT (e.g. after ``SCRIPT FLUSH``) reloads the script and re-sends the calls
-  that got it; acks are idempotent, so re-sending is safe.
+  that got it (with the script's body if the cache was emptied again meanwhile);
+  acks are idempotent, so re-sending is safe.
 * Once queued, an ack is sent even if its caller is cancelled; the outcome is
   dropped. Only ``flush`` (and ``aclose``) wait for queued acks.
 """
@@ -190,27 +191,32 @@ class AckPipeline:
                 attempt += 1
 
     async def _with_reload(self, merged: Sequence[MergedCall]) -> list[Any]:
-        """Send the calls; re-send those that met NOSCRIPT once the script is loaded again."""
+        """Send the calls; re-send those that met NOSCRIPT once the script is loaded again.
+
+        If the cache was emptied again in between (SCRIPT FLUSH, restart,
+        failover), the calls still missing go with the script's body (EVAL).
+        """
         replies = await self._round_trip(merged)
-        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-        if missing:
-            self._script.sha = await self._client.script_load(self._script.script)
-            again = await self._round_trip([merged[i] for i in missing])
+        for by_body in (False, True):
+            missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+            if not missing:
+                break
+            if not by_body:
+                self._script.sha = await self._client.script_load(self._script.script)
+            again = await self._round_trip([merged[i] for i in missing], by_body=by_body)
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
         return replies
 
-    async def _round_trip(self, merged: Sequence[MergedCall]) -> list[Any]:
+    async def _round_trip(self, merged: Sequence[MergedCall], by_body: bool = False) -> list[Any]:
         """Send the calls back to back on one pooled connection; read one reply each.
 
         Error replies are kept as values. Any other failure (lost connection,
         cancellation) closes the connection, so that a half-read reply never
         reaches another command, and is raised.
         """
-        commands = [
-            ("EVALSHA", self._script.sha, len(m.call.keys), *m.call.keys, *m.call.args)
-            for m in merged
-        ]
+        script = ("EVAL", self._script.script) if by_body else ("EVALSHA", self._script.sha)
+        commands = [(*script, len(m.call.keys), *m.call.keys, *m.call.args) for m in merged]
         pool = self._client.connection_pool
         connection = await pool.get_connection()
         try:

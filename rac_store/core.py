@@ -9,6 +9,7 @@ keys, arguments, replies and errors exist once.
 from __future__ import annotations
 
 import heapq
+import os
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from . import codec
-from .errors import InvalidInputError, is_noscript, is_retryable
+from .errors import InvalidInputError, is_retryable
 from .keys import LAYOUT_VERSION, KeySpace
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .validation import (
@@ -83,14 +84,9 @@ class RetryPolicy:
         """The pause before re-sending after failed attempt ``attempt`` (0-based).
 
         None means give up: the error is not retryable or the attempts are used up.
-        NOSCRIPT is re-sent at once (the store loads the script first). The sync
-        and asyncio stores both decide here; only their sleep differs.
+        The sync and asyncio stores both decide here; only their sleep differs.
         """
-        if attempt >= self.attempts - 1:
-            return None
-        if is_noscript(exc):
-            return 0.0
-        if not is_retryable(exc):
+        if attempt >= self.attempts - 1 or not is_retryable(exc):
             return None
         return min(self.max_delay, self.base_delay * (1 << attempt))
 
@@ -174,14 +170,25 @@ class StoreCore:
         run = canonical_run_id(run_id)
         key = check_ack(run, ack)
         payload = codec.encode(ack)
-        args = (self._ttl_ms, 1, run, 1, ack.id.bytes, key, _ok(ack), payload, self.findings_maxlen)
+        args = (
+            self._ttl_ms,
+            call_token(),
+            1,
+            run,
+            1,
+            ack.id.bytes,
+            key,
+            _ok(ack),
+            payload,
+            self.findings_maxlen,
+        )
         return ScriptCall("add_acks", self.keys.for_run(run), args, "add_ack")
 
     def add_acks(self, run_id: uuid.UUID | str, acks: Iterable[DomainAck]) -> ScriptCall:
         """Record many acks of one run in one call."""
         run = canonical_run_id(run_id)
         batch = check_batch(acks, "acks")
-        args: list[Arg] = [self._ttl_ms, 1, run, len(batch)]
+        args: list[Arg] = [self._ttl_ms, call_token(), 1, run, len(batch)]
         for ack in batch:
             key = check_ack(run, ack)
             args += (ack.id.bytes, key, _ok(ack), codec.encode(ack))
@@ -284,11 +291,25 @@ class StoreCore:
         return [PendingQuery(key, max_score, limit) for key in self.keys.all_pending()]
 
 
-# -- reply parsing ------------------------------------------------------------------
+# -- helpers --------------------------------------------------------------------------
+CALL_TOKEN_BYTES = 8
+
+
+def call_token() -> bytes:
+    """Random bytes naming one logical ack call; a re-send carries the same ones.
+
+    ``add_acks.lua`` stores it with each ack id, so when a reply is lost and the
+    call is re-sent, the re-send reports the outcome the first run gave (not
+    DUPLICATE). See docs/reliability.md.
+    """
+    return os.urandom(CALL_TOKEN_BYTES)
+
+
 def _ok(ack: DomainAck) -> str:
     return "1" if ack.is_success else "0"
 
 
+# -- reply parsing ------------------------------------------------------------------
 def parse_outcomes(reply: Sequence[int]) -> list[AckOutcome]:
     """The outcome of each ack of an ``add_acks`` call."""
     return [_OUTCOMES[code] for code in reply]

@@ -5,19 +5,23 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 import redis
+from redis.commands.core import Script
 
 from . import core
 from .core import DEFAULT_FINDINGS_MAXLEN, Call, CommandCall, RetryPolicy, ScriptCall
 from .embedded import create_embedded_client
-from .errors import is_noscript, map_redis_error
+from .errors import DurabilityNotConfirmedError, RACStoreError, map_redis_error
 from .metrics import MetricsOption
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
+from .scripts import SCRIPT_NAMES, load_source
+from .server_checks import INFO_SECTIONS, info_denied
 from .store_base import StoreBase
+from .wait_aof import WaitAof, as_wait_aof
 
 
 class AuditStore(StoreBase):
@@ -40,7 +44,16 @@ class AuditStore(StoreBase):
         retry: RetryPolicy | None = None,
         findings_maxlen: int = DEFAULT_FINDINGS_MAXLEN,
         metrics: MetricsOption = None,
+        check_server: bool = True,
+        wait_aof: bool | WaitAof | None = None,
     ) -> None:
+        """Connect (or start the embedded server) and check the server and layout.
+
+        ``check_server`` runs the start-up checks of :mod:`rac_store.server_checks`
+        (Redis >= 7, eviction policy; skipped on the embedded backend).
+        ``wait_aof`` (``True`` or a :class:`WaitAof`) makes every write wait for
+        the AOF with ``WAITAOF`` (Redis >= 7.2 with ``appendonly yes``).
+        """
         super().__init__(
             redis_client,
             redis.Redis.from_url,
@@ -51,13 +64,23 @@ class AuditStore(StoreBase):
             retry=retry,
             findings_maxlen=findings_maxlen,
             metrics=metrics,
+            wait_aof=as_wait_aof(wait_aof),
         )
+        self._writes = frozenset(name for name in SCRIPT_NAMES if not load_source(name).read_only)
+        if check_server and not self._embedded:
+            self._check_server()
         self._call(self._core.init_meta())
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> AuditStore:
-        """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``)."""
-        return cls(redis.Redis.from_url(url), **options)
+    def from_url(
+        cls, url: str, *, client_options: Mapping[str, Any] | None = None, **options: Any
+    ) -> AuditStore:
+        """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``).
+
+        ``client_options`` go to ``redis.Redis.from_url`` (e.g. ``ssl_ca_certs``,
+        ``socket_timeout``, ``username``); ``options`` go to the store.
+        """
+        return cls(redis.Redis.from_url(url, **(client_options or {})), **options)
 
     # -- writes -----------------------------------------------------------------------
     def add_expectations(
@@ -130,6 +153,17 @@ class AuditStore(StoreBase):
         return core.parse_server_time(self._read("server_time_ms", self._client.time))
 
     # -- I/O --------------------------------------------------------------------------
+    def _check_server(self) -> None:
+        """Run the start-up checks on ``INFO``; warn or raise (see server_checks)."""
+
+        def read_info() -> Any:
+            try:
+                return self._client.info(*INFO_SECTIONS)
+            except redis.exceptions.NoPermissionError as exc:
+                raise info_denied(exc) from exc
+
+        self._apply_server_checks(self._read("start-up checks", read_info))
+
     def execute(self, call: Call) -> Any:
         """Send one call built by the sans-I/O core; the raw reply (a list for commands).
 
@@ -147,39 +181,62 @@ class AuditStore(StoreBase):
         return list(pipe.execute())
 
     def _call(self, call: ScriptCall) -> Any:
-        """One EVALSHA; the slow path (reload, retry, map the error) only after a failure.
-
-        ``self._scripts`` holds redis-py ``Script`` objects for their ``sha`` and
-        ``script`` text; calling ``evalsha`` directly skips ``Script.__call__``.
-        """
         script = self._scripts[call.script]
+        if self._wait_aof is not None and call.script in self._writes:
+            wait = self._wait_aof
+            return self._read(call.operation, lambda: self._send_durable(script, call, wait))
+        # The hot path: one EVALSHA with the registered script's SHA (no Script.__call__,
+        # no retry closure); everything else only after a failure.
         try:
             return self._client.evalsha(script.sha, len(call.keys), *call.keys, *call.args)
+        except redis.exceptions.NoScriptError:
+            return self._read(call.operation, lambda: self._reload_and_send(script, call))
         except redis.RedisError as exc:
-            return self._call_again(script, call, exc)
+            delay = self._retry.delay_after(0, exc)
+            if delay is None:
+                raise map_redis_error(exc, call.operation) from exc
+            time.sleep(delay)
+        return self._read(call.operation, lambda: self._send(script, call), attempt=1)
 
-    def _call_again(self, script: Any, call: ScriptCall, exc: redis.RedisError) -> Any:
-        """Recover from a failed EVALSHA within the retry budget, or raise the mapped error.
+    def _reload_and_send(self, script: Script, call: ScriptCall) -> Any:
+        """After NOSCRIPT on the hot path: load the script, then send as :meth:`_send`."""
+        self._client.script_load(script.script)
+        return self._send(script, call)
 
-        NOSCRIPT (cache flushed, server restarted, failover) loads the script and
-        sends again at once; a lost connection or a timeout backs off first (see
-        :meth:`RetryPolicy.delay_after`). Both are safe: every script is idempotent.
+    def _send(self, script: Script, call: ScriptCall) -> Any:
+        """EVALSHA (redis-py reloads once on NOSCRIPT); EVAL when the cache empties again."""
+        try:
+            return script(call.keys, call.args, self._client)
+        except redis.exceptions.NoScriptError:
+            # Flushed again between redis-py's reload and its re-send (SCRIPT FLUSH,
+            # restart, failover): the body itself cannot miss. The script did not run.
+            return self._client.eval(script.script, len(call.keys), *call.keys, *call.args)
+
+    def _send_durable(self, script: Script, call: ScriptCall, wait: WaitAof) -> Any:
+        """The write and its WAITAOF in one pipeline: one connection, so the wait covers it."""
+        for by_body in (False, True):
+            pipe = self._client.pipeline(transaction=False)
+            command = ("EVAL", script.script) if by_body else ("EVALSHA", script.sha)
+            pipe.execute_command(*command, len(call.keys), *call.keys, *call.args)
+            pipe.execute_command(*wait.command())
+            reply, acked = pipe.execute(raise_on_error=False)
+            if isinstance(reply, redis.exceptions.NoScriptError) and not by_body:
+                continue  # the script did not run; send its body
+            if isinstance(reply, Exception):
+                raise reply
+            if isinstance(acked, Exception):
+                raise DurabilityNotConfirmedError(
+                    f"{call.operation}: applied, but WAITAOF failed: {acked}"
+                ) from acked
+            wait.check(acked, call.operation)
+            return reply
+        raise RACStoreError(f"{call.operation}: no attempt was made")  # pragma: no cover
+
+    def _read(self, operation: str, send: Any, attempt: int = 0) -> Any:
+        """Run ``send`` with bounded retries on lost connections; map Redis errors.
+
+        ``attempt`` counts the tries already made (the hot path's own EVALSHA).
         """
-        attempt = 0
-        while (delay := self._retry.delay_after(attempt, exc)) is not None:
-            if delay:
-                time.sleep(delay)
-            try:
-                if is_noscript(exc):
-                    self._client.script_load(script.script)
-                return self._client.evalsha(script.sha, len(call.keys), *call.keys, *call.args)
-            except redis.RedisError as again:
-                exc, attempt = again, attempt + 1
-        raise map_redis_error(exc, call.operation) from exc
-
-    def _read(self, operation: str, send: Any) -> Any:
-        """Run ``send`` with bounded retries on lost connections; map Redis errors."""
-        attempt = 0
         while True:
             try:
                 return send()
