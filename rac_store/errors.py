@@ -63,10 +63,35 @@ _SCRIPT_ERROR_CODES: dict[str, type[RACStoreError]] = {
 RETRYABLE_ERRORS: tuple[type[Exception], ...] = (rexc.ConnectionError, rexc.TimeoutError)
 """Errors after which re-sending is safe, because every script is idempotent."""
 
+CLUSTER_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    rexc.TryAgainError,
+    rexc.ClusterError,
+    rexc.SlotNotCoveredError,
+)
+"""Redis Cluster is moving or electing the keys' slot: nothing ran, try later."""
+
+NOT_EXECUTED_ERRORS: tuple[type[Exception], ...] = (
+    *CLUSTER_UNAVAILABLE_ERRORS,
+    rexc.NoScriptError,
+)
+"""Replies that say the command did not run, so re-sending it is safe.
+
+``TRYAGAIN``: the slot is being migrated and the keys are split between two
+nodes; ``CLUSTERDOWN`` and redis-py's "TTL exhausted" (too many MOVED/ASK/TRYAGAIN
+in a row) are ``ClusterError``; ``NOSCRIPT`` can follow a reload when a failover
+promoted a node with an empty script cache between the reload and the re-send;
+a slot no node serves (yet) during a failover.
+"""
+
 
 def is_retryable(exc: BaseException) -> bool:
     """True for a lost connection or a timeout; never for a refused login."""
     return isinstance(exc, RETRYABLE_ERRORS) and not isinstance(exc, rexc.AuthenticationError)
+
+
+def was_not_executed(exc: BaseException) -> bool:
+    """True for a reply saying the command did not run (see NOT_EXECUTED_ERRORS)."""
+    return isinstance(exc, NOT_EXECUTED_ERRORS)
 
 
 def _error_code(message: str) -> str:
@@ -79,7 +104,9 @@ def _error_code(message: str) -> str:
     return message.split(" ", 1)[0]
 
 
-def map_redis_error(exc: rexc.RedisError, operation: str) -> RACStoreError:
+def map_redis_error(
+    exc: rexc.RedisError | rexc.RedisClusterException, operation: str
+) -> RACStoreError:
     """The RACStoreError for a Redis error raised during ``operation``.
 
     The caller raises the result ``from exc`` so that the Redis error is chained.
@@ -89,6 +116,10 @@ def map_redis_error(exc: rexc.RedisError, operation: str) -> RACStoreError:
         return StorePermissionError(f"{operation}: {message}")
     if isinstance(exc, RETRYABLE_ERRORS):
         return StoreUnavailableError(f"{operation}: Redis unreachable: {message}")
+    if isinstance(exc, CLUSTER_UNAVAILABLE_ERRORS):
+        return StoreUnavailableError(f"{operation}: Redis Cluster not serving the keys: {message}")
+    if isinstance(exc, rexc.RedisClusterException):
+        return StoreResponseError(f"{operation}: {message}")
     if isinstance(exc, rexc.OutOfMemoryError):
         return StoreOutOfMemoryError(f"{operation}: {message}")
     error_class = _SCRIPT_ERROR_CODES.get(_error_code(message), StoreResponseError)

@@ -11,12 +11,14 @@ from typing import Any
 
 import redis
 from redis.commands.core import Script
+from redis.exceptions import RedisClusterException
 
 from . import core
+from .connect import client_from_url
 from .core import RetryPolicy, ScriptCall, StoreCore
 from .durability import StoreDurabilityMode, _determine_durability_mode, redis_url_from_env
 from .embedded import create_embedded_client, is_embedded
-from .errors import RACStoreError, is_retryable, map_redis_error
+from .errors import map_redis_error
 from .keys import KeySpace
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .scripts import SCRIPT_NAMES, load_source
@@ -29,6 +31,9 @@ class AuditStore:
     :mod:`rac_store.durability`): ``RAC_REDIS_URL`` connects to Redis, and
     otherwise, in ``AOS_MODE=local``, the same scripts run on an embedded
     in-process server.
+
+    ``redis_client`` may be a ``redis.Redis``, a ``redis.cluster.RedisCluster``
+    (every call touches one hash slot; see docs/cluster.md) or a fakeredis client.
     """
 
     def __init__(
@@ -43,7 +48,7 @@ class AuditStore:
         mode = _determine_durability_mode(redis_client)
         if redis_client is None:
             url = redis_url_from_env()
-            redis_client = redis.Redis.from_url(url) if url else create_embedded_client()
+            redis_client = client_from_url(url) if url else create_embedded_client()
         self._client = redis_client
         self._mode = mode
         self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds)
@@ -56,9 +61,13 @@ class AuditStore:
         self._call(self._core.init_meta())
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> AuditStore:
-        """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``)."""
-        return cls(redis.Redis.from_url(url), **options)
+    def from_url(cls, url: str, *, cluster: bool | None = None, **options: Any) -> AuditStore:
+        """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``).
+
+        A Redis Cluster is named by ``redis+cluster://`` / ``rediss+cluster://``, or by
+        ``cluster=True`` with a plain URL (see :mod:`rac_store.connect`).
+        """
+        return cls(client_from_url(url, cluster=cluster), **options)
 
     # -- properties -------------------------------------------------------------------
     @property
@@ -160,17 +169,16 @@ class AuditStore:
         return self._read(call.operation, lambda: script(call.keys, call.args, self._client))
 
     def _read(self, operation: str, send: Any) -> Any:
-        """Run ``send`` with bounded retries on lost connections; map Redis errors."""
-        delays = self._retry.delays()
-        for attempt in range(len(delays) + 1):
+        """Run ``send``, re-sent as the retry policy allows; map Redis errors."""
+        retrier = self._retry.retrier()
+        while True:
             try:
                 return send()
-            except redis.RedisError as exc:
-                if attempt < len(delays) and is_retryable(exc):
-                    time.sleep(delays[attempt])
-                    continue
-                raise map_redis_error(exc, operation) from exc
-        raise RACStoreError(f"{operation}: no attempt was made")  # pragma: no cover
+            except (redis.RedisError, RedisClusterException) as exc:
+                delay = retrier.delay_after(exc)
+                if delay is None:
+                    raise map_redis_error(exc, operation) from exc
+                time.sleep(delay)
 
     def close(self) -> None:
         """Close the client's connections."""

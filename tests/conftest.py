@@ -1,4 +1,4 @@
-"""Shared fixtures: a private redis-server per session, and stores on both backends."""
+"""Shared fixtures: a private redis-server and Redis Cluster per session; stores on each backend."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from typing import Any
 import fakeredis
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from rac_store import AuditStore, reset_audit_store
 
+from .support.cluster import LocalCluster
 from .support.redis_server import RedisServer
 
-BACKENDS = ("embedded", "redis")
+BACKENDS = ("embedded", "redis", pytest.param("cluster", marks=pytest.mark.cluster))
 
 StoreFactory = Callable[..., AuditStore]
 
@@ -36,6 +38,23 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client.close()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """A Redis Cluster (3 primaries, 3 replicas) this session starts on free loopback ports."""
+    cluster = LocalCluster().start()
+    yield cluster
+    cluster.cleanup()
+
+
+@pytest.fixture
+def cluster_client(redis_cluster: LocalCluster) -> Iterator[RedisCluster]:
+    """A cluster client of the session's cluster, every node emptied before the test."""
+    redis_cluster.flush()
+    client = redis_cluster.client()
+    yield client
+    client.close()
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test sees the caller's RAC/AOS environment or a stale singleton."""
@@ -54,9 +73,11 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def raw_client(backend: str, request: pytest.FixtureRequest) -> Any:
-    """A client of the test's server: a fresh embedded one, or the private redis-server."""
+    """A client of the test's server: a fresh embedded one, the private redis-server or cluster."""
     if backend == "embedded":
         return fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(7, 0)))
+    if backend == "cluster":
+        return request.getfixturevalue("cluster_client")
     return request.getfixturevalue("redis_client")
 
 

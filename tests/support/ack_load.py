@@ -1,0 +1,110 @@
+"""Real worker processes that ack under load, for the cluster fault tests.
+
+Each worker opens its own store from a URL, waits for the start signal, sends
+its share of acks one ``add_ack`` at a time and reports which calls returned,
+which raised (with the error text) and the slowest call. Workers run in the
+``spawn`` context, so nothing is shared with the test process but the URL.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from multiprocessing.context import SpawnContext
+from typing import Any
+
+from rac_store import AuditStore, RACStoreError, create_domain_ack
+
+Job = tuple[str, str, str]
+"""(run_id, domain, action) of one ack."""
+
+
+@dataclass
+class WorkerReport:
+    """What one worker saw."""
+
+    recorded: list[tuple[str, str]] = field(default_factory=list)  # (run_id, ack id hex)
+    errors: list[str] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+
+
+def ack_worker(
+    url: str, prefix: str, jobs: Sequence[Job], go: Any, progress: Any, out: Any
+) -> None:
+    """Ack every job after ``go`` is set; put a WorkerReport on ``out``."""
+    store = AuditStore.from_url(url, prefix=prefix)
+    report = WorkerReport()
+    go.wait()
+    for run_id, domain, action in jobs:
+        ack = create_domain_ack(uuid.UUID(run_id), domain, action)
+        started = time.perf_counter()
+        try:
+            store.add_ack(run_id, ack)
+        except RACStoreError as exc:
+            report.errors.append(f"{type(exc).__name__}: {exc}")
+        else:
+            report.recorded.append((run_id, ack.id.hex))
+        report.latencies.append(time.perf_counter() - started)
+        with progress.get_lock():
+            progress.value += 1
+    store.close()
+    out.put(report)
+
+
+class AckLoad:
+    """``workers`` processes acking ``jobs`` (split round-robin) against ``url``."""
+
+    def __init__(self, url: str, prefix: str, jobs: Sequence[Job], workers: int = 4) -> None:
+        ctx: SpawnContext = multiprocessing.get_context("spawn")
+        self.total = len(jobs)
+        self._go = ctx.Event()
+        self.progress = ctx.Value("q", 0)
+        self._out = ctx.Queue()
+        self._procs = [
+            ctx.Process(
+                target=ack_worker,
+                args=(url, prefix, list(jobs[i::workers]), self._go, self.progress, self._out),
+            )
+            for i in range(workers)
+        ]
+
+    def start(self) -> AckLoad:
+        """Start the processes and let them go."""
+        for proc in self._procs:
+            proc.start()
+        self._go.set()
+        return self
+
+    def wait_progress(self, done: int, timeout: float = 60.0) -> None:
+        """Wait until ``done`` acks have been sent (in total)."""
+        deadline = time.monotonic() + timeout
+        while self.progress.value < done:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {self.progress.value} of {done} acks sent")
+            if not any(p.is_alive() for p in self._procs):
+                raise RuntimeError("every worker exited early")
+            time.sleep(0.005)
+
+    def join(self, timeout: float = 120.0) -> WorkerReport:
+        """Wait for every worker; their reports merged."""
+        merged = WorkerReport()
+        for _ in self._procs:
+            report = self._out.get(timeout=timeout)
+            merged.recorded += report.recorded
+            merged.errors += report.errors
+            merged.latencies += report.latencies
+        for proc in self._procs:
+            proc.join(timeout)
+            if proc.exitcode != 0:
+                raise RuntimeError(f"worker exited with {proc.exitcode}")
+        return merged
+
+    def stop(self) -> None:
+        """Kill workers that are still alive (after a failed test)."""
+        for proc in self._procs:
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
