@@ -25,7 +25,7 @@ from rac_store import (
 from rac_store.keys import KeySpace
 from rac_store.scripts import SCRIPT_NAMES
 
-from .support.cluster import LocalCluster
+from .support.cluster import LocalCluster, NodeStats
 
 pytestmark = pytest.mark.cluster
 
@@ -35,31 +35,6 @@ def cluster(redis_cluster: LocalCluster) -> Iterator[LocalCluster]:
     """The session's cluster, emptied (data and script caches) before the test."""
     redis_cluster.flush()
     yield redis_cluster
-
-
-class NodeStats:
-    """One open connection per node, to reset and read INFO sections.
-
-    The connections are opened first: a new connection's handshake (``CLIENT
-    SETINFO``, unknown to Redis 7.0) would otherwise count as an error.
-    """
-
-    def __init__(self, cluster: LocalCluster) -> None:
-        self.clients = {port: cluster.node_client(port) for port in cluster.ports}
-        for client in self.clients.values():
-            client.ping()
-
-    def reset(self) -> None:
-        for client in self.clients.values():
-            client.config_resetstat()
-
-    def read(self, section: str) -> dict[int, dict[str, dict[str, int]]]:
-        """``INFO <section>`` of every node, by port."""
-        return {port: client.info(section) for port, client in self.clients.items()}
-
-    def close(self) -> None:
-        for client in self.clients.values():
-            client.close()
 
 
 def runs_in_every_shard(keys: KeySpace, per_shard: int = 2) -> list[str]:

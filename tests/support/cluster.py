@@ -15,8 +15,10 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
@@ -247,6 +249,38 @@ class LocalCluster:
                     raise RuntimeError(f"replicas of {port} did not catch up in {timeout}s")
 
 
+class NodeStats:
+    """One open connection per node, to reset and read INFO sections.
+
+    The connections are opened first: a new connection's handshake (``CLIENT
+    SETINFO``, unknown to Redis 7.0) would otherwise count as an error.
+    """
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.clients = {port: cluster.node_client(port) for port in cluster.ports}
+        for client in self.clients.values():
+            client.ping()
+
+    def reset(self) -> None:
+        """CONFIG RESETSTAT on every node."""
+        for client in self.clients.values():
+            client.config_resetstat()
+
+    def read(self, section: str) -> dict[int, dict[str, Any]]:
+        """``INFO <section>`` of every node, by port."""
+        return {port: client.info(section) for port, client in self.clients.items()}
+
+    def errors(self, port: int) -> Counter[str]:
+        """The error replies of one node since the reset, by code (``{"TRYAGAIN": 3}``)."""
+        stats = self.clients[port].info("errorstats")
+        return Counter({name.removeprefix("errorstat_"): v["count"] for name, v in stats.items()})
+
+    def close(self) -> None:
+        """Close every connection."""
+        for client in self.clients.values():
+            client.close()
+
+
 def failover(cluster: LocalCluster, primary_port: int, timeout: float = 30.0) -> tuple[int, float]:
     """``CLUSTER FAILOVER`` on a replica of ``primary_port``; its port and the seconds taken.
 
@@ -279,14 +313,25 @@ class Migration:
     seconds: float
 
 
+Batcher = Callable[[list[bytes]], list[list[bytes]]]
+"""Splits a slot's keys into the MIGRATE batches to send first, in order."""
+
+
 def migrate_slot(
-    cluster: LocalCluster, slot: int, target_port: int, batch: int = 10, pause: float = 0.0
+    cluster: LocalCluster,
+    slot: int,
+    target_port: int,
+    batch: int = 10,
+    pause: float = 0.0,
+    batcher: Batcher | None = None,
 ) -> Migration:
     """Move ``slot`` to the primary on ``target_port`` the way ``redis-cli --cluster reshard`` does.
 
-    SETSLOT IMPORTING on the target, MIGRATING on the source, MIGRATE the slot's keys
-    ``batch`` at a time (sleeping ``pause`` between batches, to widen the window in
-    which clients meet ASK and TRYAGAIN), then SETSLOT NODE on every primary.
+    SETSLOT IMPORTING on the target, MIGRATING on the source, MIGRATE the slot's
+    keys (first the batches ``batcher`` makes of them, then whatever is left,
+    ``batch`` keys at a time, sleeping ``pause`` after each batch to widen the
+    window in which clients meet ASK and TRYAGAIN), then SETSLOT NODE on every
+    primary.
     """
     nodes = {n.port: n for n in cluster.nodes()}
     source_port = cluster.owner_of_slot(slot)
@@ -296,14 +341,24 @@ def migrate_slot(
     started = time.monotonic()
     moved = 0
     with cluster.node_client(source_port) as source, cluster.node_client(target_port) as target:
-        target.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
-        source.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
-        while keys := source.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch):
-            source.execute_command(
+
+        def send(keys: list[bytes]) -> None:
+            nonlocal moved
+            reply = source.execute_command(
                 "MIGRATE", "127.0.0.1", target_port, "", 0, 5000, "KEYS", *keys
             )
-            moved += len(keys)
+            moved += len(keys) if reply == b"OK" else 0  # NOKEY: all gone meanwhile
             time.sleep(pause)
+
+        target.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        source.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        if batcher is not None:
+            for keys in batcher(
+                source.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 2**31 - 1)
+            ):
+                send(keys)
+        while keys := source.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch):
+            send(keys)
         target.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
         source.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
     for port, node in nodes.items():

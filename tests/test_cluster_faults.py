@@ -1,0 +1,174 @@
+"""Slot migration and failover while real processes ack: nothing lost, no error to callers.
+
+Each test starts its own cluster (the topology changes) and 4 worker
+processes (spawn) that ack one call at a time. The figures (time the slot was
+moving or the failover took, redirections met, slowest ack) are printed; run
+with ``-s`` to see them. Nothing here asserts a duration.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from redis.crc import key_slot
+
+from rac_store import AuditExpectation, AuditStatus, AuditStore
+
+from .support.ack_load import AckLoad, Job, WorkerReport
+from .support.cluster import LocalCluster, NodeStats, failover, migrate_slot
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+ACTIONS = 50
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[LocalCluster]:
+    """A cluster of this test's own."""
+    cluster = LocalCluster().start()
+    yield cluster
+    cluster.cleanup()
+
+
+def pick_runs(store: AuditStore, count: int, shard: int | None = None) -> list[str]:
+    """``count`` run ids, all in ``shard`` when given."""
+    runs: list[str] = []
+    while len(runs) < count:
+        run = str(uuid.uuid4())
+        if shard is None or store.core.keys.shard_of(run) == shard:
+            runs.append(run)
+    return runs
+
+
+def declare(store: AuditStore, runs: list[str]) -> list[Job]:
+    """ACTIONS expectations per run; the acks that fulfil them, shuffled."""
+    jobs: list[Job] = []
+    for run in runs:
+        rid = uuid.UUID(run)
+        store.add_expectations(
+            run, [AuditExpectation(rid, "d", f"a{i}", 600_000) for i in range(ACTIONS)]
+        )
+        jobs += [(run, "d", f"a{i}") for i in range(ACTIONS)]
+    random.Random(7).shuffle(jobs)
+    return jobs
+
+
+def assert_nothing_lost(store: AuditStore, runs: list[str], report: WorkerReport) -> None:
+    """Every call returned, every ack is stored exactly once, every expectation ACKED."""
+    assert report.errors == []
+    assert len(report.recorded) == len(runs) * ACTIONS
+    stored = Counter((run, ack.id.hex) for run in runs for ack in store.get_acks(run))
+    assert set(stored) == set(report.recorded)
+    assert max(stored.values()) == 1
+    for run in runs:
+        statuses = {e.status for e in store.get_expectations(run)}
+        assert statuses == {AuditStatus.ACKED}
+    assert store.get_pending_run_ids() == []
+
+
+def by_run(keys: list[bytes]) -> list[list[bytes]]:
+    """The shard's pending index first, then each run's keys together.
+
+    A run whose keys have all moved gets ASK redirections (served by the target);
+    a run split between the nodes gets TRYAGAIN until its last key has moved.
+    """
+    runs: dict[bytes, list[bytes]] = {}
+    for key in sorted(keys):
+        runs.setdefault(key.rsplit(b":", 1)[-1], []).append(key)
+    index = [key for key in keys if key.endswith(b":pending")]
+    return [index] + [group for group in runs.values() if group != index]
+
+
+def latency_ms(report: WorkerReport) -> str:
+    ordered = sorted(report.latencies)
+    p50, p99 = ordered[len(ordered) // 2], ordered[int(len(ordered) * 0.99)]
+    return f"ack p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms, max {ordered[-1] * 1e3:.0f} ms"
+
+
+def test_slot_migration_under_load_loses_nothing(own_cluster: LocalCluster) -> None:
+    cluster = own_cluster
+    store = AuditStore(cluster.client())
+    busy = pick_runs(store, 40, shard=0)  # the shard whose slot moves
+    runs = busy + pick_runs(store, 24)
+    jobs = declare(store, runs)
+    slot = key_slot(store.core.keys.pending(0).encode())
+    source = cluster.owner_of_slot(slot)
+    target = next(port for port in cluster.primary_ports() if port != source)
+    with cluster.node_client(target) as node:
+        node.script_flush()  # ASK redirections meet NOSCRIPT on the target
+    stats = NodeStats(cluster)
+    stats.reset()
+
+    load = AckLoad(cluster.url, "rac", jobs, workers=4).start()
+    try:
+        load.wait_progress(len(jobs) // 10)
+        before = load.progress.value
+        moved = migrate_slot(cluster, slot, target, batch=5, pause=0.02, batcher=by_run)
+        during = load.progress.value - before
+        report = load.join()
+    finally:
+        load.stop()
+
+    assert_nothing_lost(store, runs, report)
+    assert cluster.owner_of_slot(slot) == target
+    with cluster.node_client(source) as node:
+        assert node.cluster("COUNTKEYSINSLOT", slot) == 0
+    in_shard = sum(store.core.keys.shard_of(run) == 0 for run in runs)
+    with cluster.node_client(target) as node:  # exp, st, acks, ackid (due and index emptied)
+        assert node.cluster("COUNTKEYSINSLOT", slot) == 4 * in_shard
+    met = stats.errors(source) + stats.errors(target)
+    stats.close()
+    assert met["MOVED"] > 0 and met["ASK"] > 0 and met["TRYAGAIN"] > 0
+    print(
+        f"\nslot migration: {moved.keys} keys of slot {slot} moved in {moved.seconds:.2f} s "
+        f"while {during} acks were sent; {len(jobs)} acks, 0 errors, 0 lost; "
+        f"redirections: {met['ASK']} ASK, {met['TRYAGAIN']} TRYAGAIN, {met['MOVED']} MOVED, "
+        f"{met['NOSCRIPT']} NOSCRIPT; {latency_ms(report)}"
+    )
+
+
+def test_failover_mid_load_reloads_scripts_with_zero_errors(own_cluster: LocalCluster) -> None:
+    cluster = own_cluster
+    store = AuditStore(cluster.client())
+    runs = pick_runs(store, 64)
+    jobs = declare(store, runs)
+    shards_of = Counter(
+        cluster.owner_of_slot(key_slot(key.encode())) for key in store.core.keys.all_pending()
+    )
+    victim = shards_of.most_common(1)[0][0]
+    replica = cluster.replica_of(victim)
+    sha = store._scripts["add_acks"].sha
+    with cluster.node_client(replica) as node:
+        node.script_flush()  # whatever a replica may hold, the new primary starts empty
+        assert node.script_exists(sha) == [False]
+    stats = NodeStats(cluster)
+    stats.reset()
+
+    load = AckLoad(cluster.url, "rac", jobs, workers=4).start()
+    try:
+        load.wait_progress(len(jobs) // 10)
+        before = load.progress.value
+        promoted, seconds = failover(cluster, victim)
+        during = load.progress.value - before
+        report = load.join()
+    finally:
+        load.stop()
+
+    assert promoted == replica
+    assert_nothing_lost(store, runs, report)
+    assert cluster.replica_of(replica) == victim  # the old primary follows the new one
+    noscript = stats.errors(replica)["NOSCRIPT"]
+    moved = stats.errors(victim)["MOVED"]
+    stats.close()
+    assert noscript >= 1  # the new primary's empty cache was met, and reloaded
+    with cluster.node_client(replica) as node:
+        assert node.script_exists(sha) == [True]
+    print(
+        f"\nfailover: {shards_of[victim]} of 16 shards' primary replaced in {seconds:.2f} s "
+        f"while {during} acks were sent; {len(jobs)} acks, 0 errors, 0 lost; "
+        f"{moved} MOVED, {noscript} NOSCRIPT on the new primary; {latency_ms(report)}"
+    )

@@ -1,0 +1,90 @@
+"""Without a server: every call touches one hash slot, and cluster URLs are read strictly."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from redis.crc import key_slot
+
+from rac_store import AuditExpectation, AuditStatus, create_domain_ack
+from rac_store.connect import split_cluster_url
+from rac_store.core import ScriptCall, StoreCore
+from rac_store.errors import InvalidInputError
+from rac_store.keys import KeySpace
+
+prefixes = st.text(
+    st.characters(codec="ascii", exclude_characters="{}| \n\r\t", min_codepoint=33),
+    min_size=1,
+    max_size=12,
+)
+shard_counts = st.sampled_from([1, 2, 16, 64, 1024, 16384])
+run_ids = st.one_of(st.uuids().map(str), st.text(min_size=1, max_size=40).filter(str.strip))
+
+
+def every_call(core: StoreCore, run: str) -> list[ScriptCall]:
+    """One call of every kind the core builds for ``run``."""
+    rid = uuid.UUID(run)
+    return [
+        core.init_meta(),
+        core.add_expectations(run, [AuditExpectation(rid, "d", "a")]),
+        core.add_ack(run, create_domain_ack(rid, "d", "a")),
+        core.add_acks(run, [create_domain_ack(rid, "d", "a"), create_domain_ack(rid, "e", "b")]),
+        core.update_status(run, "d", "a", AuditStatus.MISSING),
+        core.clear_run(run),
+        core.read_expectations(run),
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(prefix=prefixes, shards=shard_counts, run=st.uuids().map(str))
+def test_every_script_call_touches_one_slot(prefix: str, shards: int, run: str) -> None:
+    core = StoreCore(KeySpace(prefix, shards), 60)
+    for call in every_call(core, run):
+        slots = {key_slot(key.encode()) for key in call.keys}
+        assert len(slots) == 1, (call.script, call.keys)
+    run_slot = key_slot(core.keys.for_run(run).pending.encode())
+    plain_keys = [core.acks_key(run), *core.existence_keys(run)]
+    assert {key_slot(key.encode()) for key in plain_keys} == {run_slot}
+
+
+@settings(max_examples=100, deadline=None)
+@given(prefix=prefixes, shards=shard_counts, run=run_ids)
+def test_a_runs_slot_is_its_shards_slot(prefix: str, shards: int, run: str) -> None:
+    keys = KeySpace(prefix, shards)
+    shard = keys.shard_of(run)
+    # The hash tag is the shard number alone: no run id or prefix can move a run's slot.
+    assert key_slot(keys.for_run(run)[1].encode()) == key_slot(str(shard).encode())
+
+
+@pytest.mark.parametrize(
+    ("url", "cluster", "plain", "is_cluster"),
+    [
+        ("redis://h:1/0", None, "redis://h:1/0", False),
+        ("redis://h:1", True, "redis://h:1", True),
+        ("redis+cluster://h:1", None, "redis://h:1", True),
+        ("rediss+cluster://u:p@h:1/0", None, "rediss://u:p@h:1/0", True),
+        ("REDIS+CLUSTER://h:1", True, "redis://h:1", True),
+        ("unix:///tmp/r.sock", None, "unix:///tmp/r.sock", False),
+    ],
+)
+def test_cluster_urls(url: str, cluster: bool | None, plain: str, is_cluster: bool) -> None:
+    assert split_cluster_url(url, cluster) == (plain, is_cluster)
+
+
+@pytest.mark.parametrize(
+    ("url", "cluster", "message"),
+    [
+        ("redis+cluster://h:1", False, "cluster=False"),
+        ("redis+cluster://h:1/1", None, "only database 0"),
+        ("redis://h:1/2", True, "only database 0"),
+        ("unix:///tmp/r.sock", True, "unix socket"),
+        ("http://h:1", None, "unsupported URL scheme"),
+        ("h:1", None, "not a Redis URL"),
+    ],
+)
+def test_bad_cluster_urls(url: str, cluster: bool | None, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        split_cluster_url(url, cluster)
