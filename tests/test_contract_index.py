@@ -95,7 +95,7 @@ def test_clear_run_leaves_nothing(store: AuditStore, raw_client: Any) -> None:
 def test_every_key_shares_its_runs_hash_tag(store: AuditStore, raw_client: Any) -> None:
     run = declare(store, 60_000)
     store.add_ack(run, create_domain_ack(run, "d", "a0"))
-    tag = "{%d}" % store.core.keys.shard_of(str(run))
+    tag = f"{{{store.core.keys.shard_of(str(run))}}}"
     for key in keys_with(raw_client, str(run)):
         assert key.decode().split(":")[1] == tag
 

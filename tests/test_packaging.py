@@ -1,0 +1,30 @@
+"""The wheel ships every Lua file, py.typed and the entry points."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from rac_store.scripts import SCRIPT_NAMES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_wheel_contents(tmp_path: Path) -> None:
+    from hatchling.builders.wheel import WheelBuilder
+
+    wheel = Path(
+        next(iter(WheelBuilder(str(ROOT)).build(directory=str(tmp_path), versions=["standard"])))
+    )
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for script in SCRIPT_NAMES:
+        assert f"rac_store/lua/{script}.lua" in names
+    assert "rac_store/lua/includes/common.lua" in names
+    assert "rac_store/py.typed" in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "rac-store = rac_store.cli:main" in text
+    assert "rac_store = rac_store.testing" in text
