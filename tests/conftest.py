@@ -14,8 +14,10 @@ from rac_store import AuditStore, reset_audit_store
 
 from .support.cluster import LocalCluster
 from .support.redis_server import RedisServer
+from .support.targets import ServerTarget
 
-BACKENDS = ("embedded", "redis", pytest.param("cluster", marks=pytest.mark.cluster))
+SERVERS = ("redis", pytest.param("cluster", marks=pytest.mark.cluster))
+BACKENDS = ("embedded", *SERVERS)
 
 StoreFactory = Callable[..., AuditStore]
 
@@ -53,6 +55,17 @@ def cluster_client(redis_cluster: LocalCluster) -> Iterator[RedisCluster]:
     client = redis_cluster.client()
     yield client
     client.close()
+
+
+@pytest.fixture(params=SERVERS)
+def server(request: pytest.FixtureRequest) -> ServerTarget:
+    """The private redis-server, or the session's cluster, for tests that need a URL."""
+    if request.param == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        makers = [lambda port=port: cluster.node_client(port) for port in cluster.primary_ports()]
+        return ServerTarget(cluster.url, request.getfixturevalue("cluster_client"), makers)
+    single: RedisServer = request.getfixturevalue("redis_server")
+    return ServerTarget(single.url, request.getfixturevalue("redis_client"), [single.client])
 
 
 @pytest.fixture(autouse=True)
