@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from . import __version__, demo
+from . import __version__, cluster, demo
 from .errors import RACStoreError
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -14,7 +14,7 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def _registrations() -> list[Register]:
     """Every sub-command's ``register`` function (one module each)."""
-    return [demo.register]
+    return [demo.register, cluster.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,13 +14,14 @@ from redis.commands.core import Script
 from redis.exceptions import RedisClusterException
 
 from . import core
-from .connect import client_from_url
+from .connect import client_from_url, is_cluster
 from .core import RetryPolicy, ScriptCall, StoreCore
 from .durability import StoreDurabilityMode, _determine_durability_mode, redis_url_from_env
 from .embedded import create_embedded_client, is_embedded
 from .errors import map_redis_error
 from .keys import KeySpace
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
+from .routing import ClusterRouter
 from .scripts import SCRIPT_NAMES, load_source
 
 
@@ -58,6 +59,7 @@ class AuditStore:
             name: redis_client.register_script(load_source(name).text(embedded))
             for name in SCRIPT_NAMES
         }
+        self._router = ClusterRouter()
         self._call(self._core.init_meta())
 
     @classmethod
@@ -166,7 +168,11 @@ class AuditStore:
     # -- I/O --------------------------------------------------------------------------
     def _call(self, call: ScriptCall) -> Any:
         script = self._scripts[call.script]
-        return self._read(call.operation, lambda: script(call.keys, call.args, self._client))
+        client = self._client
+        if is_cluster(client):
+            route = self._router.run
+            return self._read(call.operation, lambda: route(client, script, call.keys, call.args))
+        return self._read(call.operation, lambda: script(call.keys, call.args, client))
 
     def _read(self, operation: str, send: Any) -> Any:
         """Run ``send``, re-sent as the retry policy allows; map Redis errors."""

@@ -15,6 +15,7 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
 from rac_store import (
+    AckOutcome,
     AuditExpectation,
     AuditStatus,
     AuditStore,
@@ -22,6 +23,8 @@ from rac_store import (
     create_domain_ack,
     create_run_expectations,
 )
+from rac_store.cli import main
+from rac_store.cluster import imbalance, shard_owners
 from rac_store.keys import KeySpace
 from rac_store.scripts import SCRIPT_NAMES
 
@@ -182,4 +185,50 @@ def test_script_cache_lost_on_every_node_is_reloaded(cluster: LocalCluster) -> N
         store.add_ack(run, create_domain_ack(uuid.UUID(run), "logs", "start_trace"))
         statuses = {e.action: e.status for e in store.get_expectations(run)}
         assert statuses["start_trace"] is AuditStatus.ACKED
+    store.close()
+
+
+def test_cluster_layout_reports_the_live_owner_of_every_shard(
+    cluster: LocalCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = cluster.client()
+    keys = KeySpace("lay", 64)
+    owners = shard_owners(client, keys)
+    assert sorted(s for shards in owners.values() for s in shards) == list(range(64))
+    for name, shards in owners.items():
+        port = int(name.rsplit(":", 1)[1])
+        for shard in shards:
+            assert cluster.owner_of_slot(key_slot(keys.pending(shard).encode())) == port
+    assert 1.0 <= imbalance(owners) < 1.25  # 64 shards over 3 primaries: 21 or 22 each
+
+    AuditStore(client, prefix="lay", shards=64).close()
+    assert main(["cluster-layout", "--redis-url", cluster.url, "--prefix", "lay"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("64 shards (prefix 'lay') over 3 primaries")
+    assert len([line for line in out.splitlines() if line.startswith("  127.0.0.1:")]) == 3
+    assert "uneven" not in out
+
+
+def test_calls_go_straight_to_the_slots_primary_and_follow_moved(
+    cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = cluster.client()
+    store = AuditStore(client)
+    run = uuid.uuid4()
+    store.add_expectations(run, create_run_expectations(run))
+    assert store._router.rerouted == 0  # every call so far went straight to its primary
+
+    right = client.get_node_from_key(store.core.keys.for_run(str(run)).pending)
+    wrong = next(node for node in client.get_primaries() if node.name != right.name)
+    monkeypatch.setattr(client, "get_node_from_key", lambda key, replica=False: wrong)
+    stats = NodeStats(cluster)
+    stats.reset()
+    outcome = store.add_ack(run, create_domain_ack(run, "logs", "start_trace"))
+    assert outcome is AckOutcome.RECORDED
+    assert stats.errors(wrong.port)["MOVED"] == 1  # the short path met MOVED ...
+    assert store._router.rerouted == 1  # ... and the cluster client took the call over
+    stats.close()
+    monkeypatch.undo()
+    statuses = {e.action: e.status for e in store.get_expectations(run)}
+    assert statuses["start_trace"] is AuditStatus.ACKED
     store.close()

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 from redis.crc import key_slot
 
 from rac_store import AuditExpectation, AuditStatus, create_domain_ack
+from rac_store.cluster import imbalance, layout_lines, shard_owners, shard_slots
 from rac_store.connect import split_cluster_url
 from rac_store.core import ScriptCall, StoreCore
+from rac_store.embedded import create_embedded_client
 from rac_store.errors import InvalidInputError
 from rac_store.keys import KeySpace
 
@@ -88,3 +90,26 @@ def test_cluster_urls(url: str, cluster: bool | None, plain: str, is_cluster: bo
 def test_bad_cluster_urls(url: str, cluster: bool | None, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         split_cluster_url(url, cluster)
+
+
+def test_layout_report_flags_an_uneven_spread() -> None:
+    keys = KeySpace("rac", 16)
+    even = {"a:1": list(range(8)), "b:2": list(range(8, 16))}
+    uneven = {"a:1": list(range(12)), "b:2": list(range(12, 16))}
+    assert imbalance(even) == 1.0
+    assert imbalance(uneven) == 1.5
+    assert "uneven" not in "\n".join(layout_lines(even, keys))
+    report = layout_lines(uneven, keys)
+    assert report[0] == "16 shards (prefix 'rac') over 2 primaries"
+    assert "1.50 x its fair share" in report[-2]
+    assert report[-1].startswith("uneven")
+
+
+def test_shard_owners_needs_a_cluster_client() -> None:
+    with pytest.raises(InvalidInputError, match="not a Redis Cluster client"):
+        shard_owners(create_embedded_client(), KeySpace("rac", 16))
+
+
+def test_every_shard_has_its_own_slot() -> None:
+    for shards in (16, 64, 1024):
+        assert len(set(shard_slots(KeySpace("rac", shards)))) == shards
