@@ -20,6 +20,7 @@ from rac_store import (
     AuditStatus,
     AuditStore,
     StoreDurabilityMode,
+    StoreUnavailableError,
     create_domain_ack,
     create_run_expectations,
 )
@@ -29,6 +30,7 @@ from rac_store.keys import KeySpace
 from rac_store.scripts import SCRIPT_NAMES
 
 from .support.cluster import LocalCluster, NodeStats
+from .support.redis_server import free_port
 
 pytestmark = pytest.mark.cluster
 
@@ -171,6 +173,19 @@ def test_from_cluster_url_and_environment(
     assert [a.action for a in from_env.get_acks(run)] == ["start_trace"]
     for store in (by_scheme, by_option, from_env):
         store.close()
+
+
+def test_a_seed_list_survives_a_dead_first_seed(cluster: LocalCluster) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    live = cluster.url.removeprefix("redis+cluster://")
+    store = AuditStore.from_url(f"redis+cluster://{dead},{live}")
+    run = uuid.uuid4()
+    store.add_expectations(run, create_run_expectations(run))
+    assert store.load_from_redis(run)
+    store.close()
+    with pytest.raises(StoreUnavailableError, match=r"no seed of redis\+cluster://127\.0") as e:
+        AuditStore.from_url(f"redis+cluster://u:secret@{dead}")
+    assert "secret" not in str(e.value)
 
 
 def test_script_cache_lost_on_every_node_is_reloaded(cluster: LocalCluster) -> None:

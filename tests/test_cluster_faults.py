@@ -1,4 +1,4 @@
-"""Slot migration and failover while real processes ack: nothing lost, no error to callers.
+"""Slot migration and failovers while real processes ack: nothing lost, no error to callers.
 
 Each test starts its own cluster (the topology changes) and 4 worker
 processes (spawn) that ack one call at a time. The figures (time the slot was
@@ -8,15 +8,18 @@ with ``-s`` to see them. Nothing here asserts a duration.
 
 from __future__ import annotations
 
+import contextlib
 import random
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+import redis
 from redis.crc import key_slot
 
-from rac_store import AuditExpectation, AuditStatus, AuditStore
+from rac_store import AuditExpectation, AuditStatus, AuditStore, RetryPolicy
 
 from .support.ack_load import AckLoad, Job, WorkerReport
 from .support.cluster import LocalCluster, NodeStats, failover, migrate_slot
@@ -103,7 +106,7 @@ def test_slot_migration_under_load_loses_nothing(own_cluster: LocalCluster) -> N
     stats = NodeStats(cluster)
     stats.reset()
 
-    load = AckLoad(cluster.url, "rac", jobs, workers=4).start()
+    load = AckLoad(cluster.url, jobs, workers=4).start()
     try:
         load.wait_progress(len(jobs) // 10)
         before = load.progress.value
@@ -148,7 +151,7 @@ def test_failover_mid_load_reloads_scripts_with_zero_errors(own_cluster: LocalCl
     stats = NodeStats(cluster)
     stats.reset()
 
-    load = AckLoad(cluster.url, "rac", jobs, workers=4).start()
+    load = AckLoad(cluster.url, jobs, workers=4).start()
     try:
         load.wait_progress(len(jobs) // 10)
         before = load.progress.value
@@ -172,3 +175,47 @@ def test_failover_mid_load_reloads_scripts_with_zero_errors(own_cluster: LocalCl
         f"while {during} acks were sent; {len(jobs)} acks, 0 errors, 0 lost; "
         f"{moved} MOVED, {noscript} NOSCRIPT on the new primary; {latency_ms(report)}"
     )
+
+
+OUTAGE_POLICY = RetryPolicy(attempts=12, base_delay=0.05, max_delay=1.0)
+"""About 7.5 s of re-sends: covers cluster-node-timeout (2 s here) plus the election."""
+
+
+def test_killed_primary_with_a_policy_sized_for_the_outage(own_cluster: LocalCluster) -> None:
+    cluster = own_cluster
+    store = AuditStore(cluster.client())
+    runs = pick_runs(store, 64)
+    jobs = declare(store, runs)
+    victim = cluster.primary_ports()[0]
+    replica = cluster.replica_of(victim)
+
+    load = AckLoad(cluster.url, jobs, workers=4, retry=OUTAGE_POLICY).start()
+    try:
+        load.wait_progress(len(jobs) // 10)
+        killed = time.monotonic()
+        cluster.server(victim).kill()  # SIGKILL: no goodbye, the cluster must notice
+        promoted = wait_promoted(cluster, replica)
+        outage = time.monotonic() - killed
+        report = load.join()
+    finally:
+        load.stop()
+
+    assert promoted
+    assert_nothing_lost(store, runs, report)
+    print(
+        f"\nkilled primary: replica promoted {outage:.1f} s after SIGKILL "
+        f"(cluster-node-timeout {cluster.node_timeout_ms} ms); {len(jobs)} acks, "
+        f"0 errors, 0 lost; {latency_ms(report)}"
+    )
+
+
+def wait_promoted(cluster: LocalCluster, replica: int, timeout: float = 30.0) -> bool:
+    """Wait until ``replica`` is a primary and the cluster is ok again."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(redis.RedisError), cluster.node_client(replica) as node:
+            state = node.cluster("INFO")["cluster_state"]
+            if node.info("replication")["role"] == "master" and state == "ok":
+                return True
+        time.sleep(0.05)
+    return False

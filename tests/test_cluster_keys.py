@@ -11,7 +11,7 @@ from redis.crc import key_slot
 
 from rac_store import AuditExpectation, AuditStatus, create_domain_ack
 from rac_store.cluster import imbalance, layout_lines, shard_owners, shard_slots
-from rac_store.connect import split_cluster_url
+from rac_store.connect import split_cluster_url, split_seeds
 from rac_store.core import ScriptCall, StoreCore
 from rac_store.embedded import create_embedded_client
 from rac_store.errors import InvalidInputError
@@ -85,11 +85,22 @@ def test_cluster_urls(url: str, cluster: bool | None, plain: str, is_cluster: bo
         ("unix:///tmp/r.sock", True, "unix socket"),
         ("http://h:1", None, "unsupported URL scheme"),
         ("h:1", None, "not a Redis URL"),
+        ("redis://u:secret@h:1,h:2/0", None, "several hosts name a cluster"),
+        ("redis+cluster://h:1,h2/0", None, "a seed must be host:port"),
     ],
 )
 def test_bad_cluster_urls(url: str, cluster: bool | None, message: str) -> None:
-    with pytest.raises(InvalidInputError, match=message):
-        split_cluster_url(url, cluster)
+    with pytest.raises(InvalidInputError, match=message) as caught:
+        split_seeds(split_cluster_url(url, cluster)[0])
+    assert "secret" not in str(caught.value)
+
+
+def test_seed_lists() -> None:
+    assert split_seeds("redis://u:p@h1:7000,h2:7001, [::1]:7002/0") == (
+        "redis://u:p@h1:7000/0",
+        [("h2", 7001), ("::1", 7002)],
+    )
+    assert split_seeds("rediss://h1:7000") == ("rediss://h1:7000", [])
 
 
 def test_layout_report_flags_an_uneven_spread() -> None:

@@ -32,49 +32,84 @@ class WorkerReport:
 
 
 def ack_worker(
-    url: str, prefix: str, jobs: Sequence[Job], go: Any, progress: Any, out: Any
+    url: str,
+    options: dict[str, Any],
+    jobs: Sequence[Job],
+    ready: Any,
+    go: Any,
+    progress: Any,
+    out: Any,
 ) -> None:
-    """Ack every job after ``go`` is set; put a WorkerReport on ``out``."""
-    store = AuditStore.from_url(url, prefix=prefix)
+    """Ack every job after ``go`` is set; put a WorkerReport on ``out``, whatever happens."""
     report = WorkerReport()
+    try:
+        store = AuditStore.from_url(url, **options)
+    except BaseException as exc:
+        report.errors.append(f"start: {type(exc).__name__}: {exc}")
+        ready.release()
+        out.put(report)
+        raise
+    ready.release()
     go.wait()
-    for run_id, domain, action in jobs:
-        ack = create_domain_ack(uuid.UUID(run_id), domain, action)
-        started = time.perf_counter()
-        try:
-            store.add_ack(run_id, ack)
-        except RACStoreError as exc:
-            report.errors.append(f"{type(exc).__name__}: {exc}")
-        else:
-            report.recorded.append((run_id, ack.id.hex))
-        report.latencies.append(time.perf_counter() - started)
-        with progress.get_lock():
-            progress.value += 1
-    store.close()
-    out.put(report)
+    try:
+        for run_id, domain, action in jobs:
+            ack = create_domain_ack(uuid.UUID(run_id), domain, action)
+            started = time.perf_counter()
+            try:
+                store.add_ack(run_id, ack)
+            except RACStoreError as exc:
+                report.errors.append(f"{type(exc).__name__}: {exc}")
+            else:
+                report.recorded.append((run_id, ack.id.hex))
+            report.latencies.append(time.perf_counter() - started)
+            with progress.get_lock():
+                progress.value += 1
+    except BaseException as exc:
+        report.errors.append(f"crash: {type(exc).__name__}: {exc}")
+        raise
+    finally:
+        out.put(report)
+        store.close()
 
 
 class AckLoad:
-    """``workers`` processes acking ``jobs`` (split round-robin) against ``url``."""
+    """``workers`` processes acking ``jobs`` (split round-robin) against ``url``.
 
-    def __init__(self, url: str, prefix: str, jobs: Sequence[Job], workers: int = 4) -> None:
+    ``store_options`` go to each worker's ``AuditStore.from_url``.
+    """
+
+    def __init__(
+        self, url: str, jobs: Sequence[Job], workers: int = 4, **store_options: Any
+    ) -> None:
         ctx: SpawnContext = multiprocessing.get_context("spawn")
         self.total = len(jobs)
+        self._ready = ctx.Semaphore(0)
         self._go = ctx.Event()
         self.progress = ctx.Value("q", 0)
         self._out = ctx.Queue()
         self._procs = [
             ctx.Process(
                 target=ack_worker,
-                args=(url, prefix, list(jobs[i::workers]), self._go, self.progress, self._out),
+                args=(
+                    url,
+                    store_options,
+                    list(jobs[i::workers]),
+                    self._ready,
+                    self._go,
+                    self.progress,
+                    self._out,
+                ),
             )
             for i in range(workers)
         ]
 
-    def start(self) -> AckLoad:
-        """Start the processes and let them go."""
+    def start(self, timeout: float = 60.0) -> AckLoad:
+        """Start the processes, wait until each has its store, and let them go."""
         for proc in self._procs:
             proc.start()
+        for _ in self._procs:
+            if not self._ready.acquire(timeout=timeout):
+                raise TimeoutError(f"a worker did not open its store within {timeout}s")
         self._go.set()
         return self
 
@@ -92,14 +127,15 @@ class AckLoad:
         """Wait for every worker; their reports merged."""
         merged = WorkerReport()
         for _ in self._procs:
-            report = self._out.get(timeout=timeout)
+            report = self._out.get(timeout=timeout)  # every worker reports, even on a crash
             merged.recorded += report.recorded
             merged.errors += report.errors
             merged.latencies += report.latencies
         for proc in self._procs:
             proc.join(timeout)
-            if proc.exitcode != 0:
-                raise RuntimeError(f"worker exited with {proc.exitcode}")
+        crashed = [p.exitcode for p in self._procs if p.exitcode != 0]
+        if crashed:
+            raise RuntimeError(f"workers exited with {crashed}: {merged.errors[-3:]}")
         return merged
 
     def stop(self) -> None:

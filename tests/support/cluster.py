@@ -159,8 +159,13 @@ class LocalCluster:
 
     @property
     def url(self) -> str:
-        """A ``redis+cluster://`` URL of the cluster (see rac_store.connect)."""
-        return f"redis+cluster://127.0.0.1:{self.servers[0].port}/0"
+        """A ``redis+cluster://`` URL listing every node as a seed (see rac_store.connect)."""
+        seeds = ",".join(f"127.0.0.1:{port}" for port in self.ports)
+        return f"redis+cluster://{seeds}/0"
+
+    def server(self, port: int) -> RedisServer:
+        """The node on ``port``."""
+        return next(server for server in self.servers if server.port == port)
 
     def nodes(self) -> list[NodeInfo]:
         """The cluster's nodes as the first reachable node sees them."""
