@@ -106,15 +106,9 @@ def test_slot_migration_under_load_loses_nothing(own_cluster: LocalCluster) -> N
     stats = NodeStats(cluster)
     stats.reset()
 
-    load = AckLoad(cluster.url, jobs, workers=4).start()
-    try:
-        load.wait_progress(len(jobs) // 10)
-        before = load.progress.value
-        moved = migrate_slot(cluster, slot, target, batch=5, pause=0.02, batcher=by_run)
-        during = load.progress.value - before
-        report = load.join()
-    finally:
-        load.stop()
+    moved, during, report = AckLoad(cluster.url, jobs).around(
+        lambda: migrate_slot(cluster, slot, target, batch=5, pause=0.02, batcher=by_run)
+    )
 
     assert_nothing_lost(store, runs, report)
     assert cluster.owner_of_slot(slot) == target
@@ -151,15 +145,9 @@ def test_failover_mid_load_reloads_scripts_with_zero_errors(own_cluster: LocalCl
     stats = NodeStats(cluster)
     stats.reset()
 
-    load = AckLoad(cluster.url, jobs, workers=4).start()
-    try:
-        load.wait_progress(len(jobs) // 10)
-        before = load.progress.value
-        promoted, seconds = failover(cluster, victim)
-        during = load.progress.value - before
-        report = load.join()
-    finally:
-        load.stop()
+    (promoted, seconds), during, report = AckLoad(cluster.url, jobs).around(
+        lambda: failover(cluster, victim)
+    )
 
     assert promoted == replica
     assert_nothing_lost(store, runs, report)
@@ -189,18 +177,13 @@ def test_killed_primary_with_a_policy_sized_for_the_outage(own_cluster: LocalClu
     victim = cluster.primary_ports()[0]
     replica = cluster.replica_of(victim)
 
-    load = AckLoad(cluster.url, jobs, workers=4, retry=OUTAGE_POLICY).start()
-    try:
-        load.wait_progress(len(jobs) // 10)
+    def kill() -> float:
         killed = time.monotonic()
         cluster.server(victim).kill()  # SIGKILL: no goodbye, the cluster must notice
-        promoted = wait_promoted(cluster, replica)
-        outage = time.monotonic() - killed
-        report = load.join()
-    finally:
-        load.stop()
+        assert wait_promoted(cluster, replica)
+        return time.monotonic() - killed
 
-    assert promoted
+    outage, _, report = AckLoad(cluster.url, jobs, retry=OUTAGE_POLICY).around(kill)
     assert_nothing_lost(store, runs, report)
     print(
         f"\nkilled primary: replica promoted {outage:.1f} s after SIGKILL "

@@ -11,12 +11,14 @@ from __future__ import annotations
 import multiprocessing
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnContext
-from typing import Any
+from typing import Any, TypeVar
 
 from rac_store import AuditStore, RACStoreError, create_domain_ack
+
+T = TypeVar("T")
 
 Job = tuple[str, str, str]
 """(run_id, domain, action) of one ack."""
@@ -137,6 +139,22 @@ class AckLoad:
         if crashed:
             raise RuntimeError(f"workers exited with {crashed}: {merged.errors[-3:]}")
         return merged
+
+    def around(self, fault: Callable[[], T], after: float = 0.1) -> tuple[T, int, WorkerReport]:
+        """Start, call ``fault()`` once ``after`` of the acks are sent, and join.
+
+        Returns what ``fault`` returned, the acks sent while it ran, and the merged
+        report. Workers still alive after an error are killed.
+        """
+        try:
+            self.start()
+            self.wait_progress(int(self.total * after))
+            before = self.progress.value
+            result = fault()
+            during = self.progress.value - before
+            return result, during, self.join()
+        finally:
+            self.stop()
 
     def stop(self) -> None:
         """Kill workers that are still alive (after a failed test)."""
