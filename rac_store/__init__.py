@@ -4,6 +4,7 @@ Orchestrators declare what must happen in a run (expectations), workers report
 what did (acks), and a reconciler finds what is missing, failed, drift or stale.
 """
 
+from .async_store import AsyncAuditStore
 from .core import RetryPolicy
 from .durability import StoreDurabilityMode, _determine_durability_mode
 from .errors import (
@@ -38,6 +39,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AckOutcome",
     "AckStatus",
+    "AsyncAuditStore",
     "AuditAction",
     "AuditDomain",
     "AuditExpectation",

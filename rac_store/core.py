@@ -263,3 +263,22 @@ def merge_pending(replies: Sequence[Sequence[tuple[bytes, float]]], limit: int |
 def parse_count(reply: Any) -> int:
     """An integer reply."""
     return int(reply)
+
+
+def parse_server_time(reply: Sequence[Any]) -> int:
+    """A ``TIME`` reply as epoch milliseconds."""
+    seconds, micros = reply
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def queue_pending_reads(pipe: Any, queries: Sequence[PendingQuery]) -> None:
+    """Queue each query's range read on a sync or asyncio pipeline (buffering only, no I/O)."""
+    for q in queries:
+        pipe.zrangebyscore(
+            q.key,
+            "-inf",
+            q.max_score,
+            start=0 if q.limit is not None else None,
+            num=q.limit,
+            withscores=True,
+        )

@@ -15,7 +15,9 @@ otherwise (``AOS_MODE=local``)         MEMORY: embedded, in-process
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from enum import Enum
+from typing import Any
 
 from .embedded import is_embedded
 from .errors import RACDurabilityError
@@ -84,3 +86,18 @@ def _determine_durability_mode(redis_client: object) -> StoreDurabilityMode:
             "the in-memory store is only allowed with AOS_MODE=local"
         )
     return StoreDurabilityMode.MEMORY
+
+
+def choose_client(
+    redis_client: Any, connect: Callable[[str], Any], embedded: Callable[[], Any]
+) -> tuple[Any, StoreDurabilityMode]:
+    """The client a store uses and its durability mode, by the rules above.
+
+    ``connect(url)`` makes a client of ``RAC_REDIS_URL``; ``embedded()`` makes an
+    embedded one. Both stores pass their own (sync or asyncio) factories.
+    """
+    mode = _determine_durability_mode(redis_client)
+    if redis_client is None:
+        url = redis_url_from_env()
+        redis_client = connect(url) if url else embedded()
+    return redis_client, mode

@@ -14,6 +14,9 @@ from functools import cache
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
+from typing import Any
+
+from .embedded import is_embedded
 
 SCRIPT_NAMES = (
     "add_expectations",
@@ -70,3 +73,13 @@ def load_source(name: str) -> ScriptSource:
     folder = lua_dir()
     text = _inline_includes((folder / f"{name}.lua").read_text(encoding="utf-8"), folder)
     return ScriptSource(name, text, _blank_shebang(text))
+
+
+def register_scripts(client: Any) -> dict[str, Any]:
+    """Every script registered on ``client`` (sync or asyncio), in the variant it can load.
+
+    The result maps a script name to redis-py's ``Script`` (or ``AsyncScript``):
+    EVALSHA first, reload and re-send on NOSCRIPT.
+    """
+    embedded = is_embedded(client)
+    return {name: client.register_script(load_source(name).text(embedded)) for name in SCRIPT_NAMES}

@@ -10,22 +10,19 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from redis.commands.core import Script
 from redis.exceptions import RedisClusterException
 
 from . import core
 from .connect import client_from_url, is_cluster
-from .core import RetryPolicy, ScriptCall, StoreCore
-from .durability import StoreDurabilityMode, _determine_durability_mode, redis_url_from_env
-from .embedded import create_embedded_client, is_embedded
+from .core import RetryPolicy, ScriptCall
+from .embedded import create_embedded_client
 from .errors import map_redis_error
-from .keys import KeySpace
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .routing import ClusterRouter
-from .scripts import SCRIPT_NAMES, load_source
+from .store_base import StoreBase
 
 
-class AuditStore:
+class AuditStore(StoreBase):
     """Expectations and acks of runs, kept in Redis by atomic Lua scripts.
 
     With no ``redis_client`` the environment decides (see
@@ -46,19 +43,15 @@ class AuditStore:
         shards: int = 16,
         retry: RetryPolicy | None = None,
     ) -> None:
-        mode = _determine_durability_mode(redis_client)
-        if redis_client is None:
-            url = redis_url_from_env()
-            redis_client = client_from_url(url) if url else create_embedded_client()
-        self._client = redis_client
-        self._mode = mode
-        self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds)
-        self._retry = retry or RetryPolicy()
-        embedded = is_embedded(redis_client)
-        self._scripts: dict[str, Script] = {
-            name: redis_client.register_script(load_source(name).text(embedded))
-            for name in SCRIPT_NAMES
-        }
+        super().__init__(
+            redis_client,
+            client_from_url,
+            create_embedded_client,
+            prefix=prefix,
+            ttl_seconds=ttl_seconds,
+            shards=shards,
+            retry=retry,
+        )
         self._router = ClusterRouter()
         self._call(self._core.init_meta())
 
@@ -70,27 +63,6 @@ class AuditStore:
         ``cluster=True`` with a plain URL (see :mod:`rac_store.connect`).
         """
         return cls(client_from_url(url, cluster=cluster), **options)
-
-    # -- properties -------------------------------------------------------------------
-    @property
-    def durability_mode(self) -> StoreDurabilityMode:
-        """MEMORY (embedded, in-process) or REDIS."""
-        return self._mode
-
-    @property
-    def is_durable(self) -> bool:
-        """True when the data lives in a Redis server."""
-        return self._mode is StoreDurabilityMode.REDIS
-
-    @property
-    def client(self) -> Any:
-        """The Redis client the store uses (the embedded one in MEMORY mode)."""
-        return self._client
-
-    @property
-    def core(self) -> StoreCore:
-        """The sans-I/O core: key space, TTL and call builders."""
-        return self._core
 
     # -- writes -----------------------------------------------------------------------
     def add_expectations(
@@ -147,23 +119,14 @@ class AuditStore:
 
         def read() -> list[Any]:
             pipe = self._client.pipeline(transaction=False)
-            for q in queries:
-                pipe.zrangebyscore(
-                    q.key,
-                    "-inf",
-                    q.max_score,
-                    start=0 if q.limit is not None else None,
-                    num=q.limit,
-                    withscores=True,
-                )
+            core.queue_pending_reads(pipe, queries)
             return list(pipe.execute())
 
         return core.merge_pending(self._read("get_pending_run_ids", read), limit)
 
     def server_time_ms(self) -> int:
         """The server's clock in epoch milliseconds (the clock deadlines use)."""
-        seconds, micros = self._read("server_time_ms", self._client.time)
-        return int(seconds) * 1000 + int(micros) // 1000
+        return core.parse_server_time(self._read("server_time_ms", self._client.time))
 
     # -- I/O --------------------------------------------------------------------------
     def _call(self, call: ScriptCall) -> Any:

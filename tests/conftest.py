@@ -8,16 +8,27 @@ from typing import Any
 import fakeredis
 import pytest
 import redis
+import redis.asyncio
+import redis.asyncio.cluster
 from redis.cluster import RedisCluster
 
 from rac_store import AuditStore, reset_audit_store
 
+from .support.async_facade import LoopThread, SyncFacade
 from .support.cluster import LocalCluster
 from .support.redis_server import RedisServer
 from .support.targets import ServerTarget
 
 SERVERS = ("redis", pytest.param("cluster", marks=pytest.mark.cluster))
-BACKENDS = ("embedded", *SERVERS)
+"""Real servers: the private redis-server, and the session's local Redis Cluster."""
+SYNC_BACKENDS = ("embedded", *SERVERS)
+ASYNC_BACKENDS = (
+    "async-embedded",
+    "async-redis",
+    pytest.param("async-cluster", marks=pytest.mark.cluster),
+)
+"""AsyncAuditStore behind a sync facade (tests/support/async_facade.py)."""
+BACKENDS = SYNC_BACKENDS + ASYNC_BACKENDS
 
 StoreFactory = Callable[..., AuditStore]
 
@@ -85,18 +96,26 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def fake_server() -> fakeredis.FakeServer:
+    """A fresh embedded server for the test."""
+    return fakeredis.FakeServer(version=(7, 0))
+
+
+@pytest.fixture
 def raw_client(backend: str, request: pytest.FixtureRequest) -> Any:
-    """A client of the test's server: a fresh embedded one, the private redis-server or cluster."""
-    if backend == "embedded":
-        return fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(7, 0)))
-    if backend == "cluster":
+    """A sync client of the test's server: a fresh embedded one, the redis-server or the cluster."""
+    if backend.endswith("embedded"):
+        return fakeredis.FakeRedis(server=request.getfixturevalue("fake_server"))
+    if backend.endswith("cluster"):
         return request.getfixturevalue("cluster_client")
     return request.getfixturevalue("redis_client")
 
 
 @pytest.fixture
-def store_factory(raw_client: Any) -> StoreFactory:
+def store_factory(backend: str, raw_client: Any, request: pytest.FixtureRequest) -> StoreFactory:
     """Makes stores that share the test's server (so two stores see one data set)."""
+    if backend.startswith("async-"):
+        return request.getfixturevalue("async_store_factory")  # type: ignore[no-any-return]
 
     def make(**options: Any) -> AuditStore:
         return AuditStore(raw_client, **options)
@@ -104,7 +123,57 @@ def store_factory(raw_client: Any) -> StoreFactory:
     return make
 
 
+@pytest.fixture(scope="session")
+def loop_thread() -> Iterator[LoopThread]:
+    """One event loop in a thread of its own, running the async stores of the session."""
+    runner = LoopThread()
+    yield runner
+    runner.close()
+
+
+@pytest.fixture
+def async_store_factory(
+    backend: str, raw_client: Any, loop_thread: LoopThread, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Any]]:
+    """Makes AsyncAuditStores on the test's server, each behind a sync facade."""
+    if backend == "async-embedded":
+        server = request.getfixturevalue("fake_server")
+
+        def make_client() -> Any:
+            return fakeredis.FakeAsyncRedis(server=server)
+    elif backend == "async-cluster":
+        seed = request.getfixturevalue("redis_cluster").ports[0]
+
+        def make_client() -> Any:
+            return redis.asyncio.cluster.RedisCluster(host="127.0.0.1", port=seed)
+    else:
+        port = request.getfixturevalue("redis_server").port
+
+        def make_client() -> Any:
+            return redis.asyncio.Redis(host="127.0.0.1", port=port)
+
+    made: list[SyncFacade] = []
+
+    def make(**options: Any) -> SyncFacade:
+        facade = SyncFacade.open(loop_thread, make_client, **options)
+        made.append(facade)
+        return facade
+
+    yield make
+    for facade in made:
+        facade.close()
+
+
 @pytest.fixture
 def store(store_factory: StoreFactory) -> AuditStore:
     """A store on the test's backend."""
     return store_factory()
+
+
+@pytest.fixture(params=("embedded", "redis"))
+def any_server(request: pytest.FixtureRequest) -> Any:
+    """A fresh embedded server, or the session's private redis-server emptied for the test."""
+    if request.param == "embedded":
+        return fakeredis.FakeServer(version=(7, 0))
+    request.getfixturevalue("redis_client")  # empties the server
+    return request.getfixturevalue("redis_server")

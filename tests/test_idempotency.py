@@ -10,6 +10,7 @@ import pytest
 from rac_store import AuditStatus, AuditStore, create_domain_ack, create_run_expectations
 from rac_store.core import ScriptCall
 
+from .conftest import SYNC_BACKENDS
 from .support.snapshot import snapshot
 
 RUN = uuid.uuid4()
@@ -69,6 +70,9 @@ class DropFirstReply:
         return reply
 
 
+# The proxy is a sync client: this test is for the sync store (the asyncio store's
+# counterpart is in tests/test_async_store.py).
+@pytest.mark.parametrize("backend", SYNC_BACKENDS, indirect=True)
 def test_retry_after_lost_reply_records_once(store: AuditStore, raw_client: Any) -> None:
     run = uuid.uuid4()
     store.add_expectations(run, create_run_expectations(run))

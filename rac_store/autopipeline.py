@@ -1,0 +1,293 @@
+"""Auto-pipelining of ``add_ack``: acks submitted while a round trip is in flight share the next.
+
+Each caller gets a future of its own. Submitted calls wait in a queue; a
+dispatcher takes up to ``max_batch`` of them, merges them into one
+``add_acks.lua`` call per shard (:mod:`rac_store.coalesce`) and sends those
+calls in one pipelined round trip. While that trip is in flight, new acks
+queue up and go together in the next one.
+
+Rules (see docs/async.md):
+
+* Validation happens before a call is queued, so a bad ack fails only its caller.
+* An error reply fails the callers of that shard's call only; a lost connection
+  (after the bounded retries) fails the callers of that round trip only.
+* NOSCRIPT (e.g. after ``SCRIPT FLUSH``) reloads the script and re-sends the calls
+  that got it; acks are idempotent, so re-sending is safe.
+* Once queued, an ack is sent even if its caller is cancelled; the outcome is
+  dropped. Only ``flush`` (and ``aclose``) wait for queued acks.
+* On a Redis Cluster (``redis.asyncio.cluster.RedisCluster``) the merged calls of a
+  trip, one per shard, go out concurrently as separate EVALSHAs through the cluster
+  client (redis-py refuses scripts in cluster pipelines); each is retried on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import hiredis
+import redis
+from redis.exceptions import NoScriptError, RedisClusterException
+
+from .coalesce import MergedCall, merge_ack_calls
+from .connect import is_cluster
+from .core import RetryPolicy, ScriptCall, parse_outcomes
+from .errors import InvalidInputError, RACStoreError, UnsupportedServerError, map_redis_error
+from .models import AckOutcome
+
+DEFAULT_MAX_BATCH = 512
+"""Most acks in one round trip."""
+
+_Entry = tuple[ScriptCall, "asyncio.Future[AckOutcome]"]
+
+
+class AckPipeline:
+    """Coalesces single-ack ``add_acks`` calls of one store into shared round trips."""
+
+    def __init__(
+        self,
+        client: Any,
+        script: Any,
+        retry: RetryPolicy,
+        before_send: Callable[[], Awaitable[None]],
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_in_flight: int = 2,
+    ) -> None:
+        for name, value in (("max_batch", max_batch), ("max_in_flight", max_in_flight)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInputError(f"{name} must be a positive int: {value!r}")
+        self._cluster = is_cluster(client)
+        pool = getattr(client, "connection_pool", None)
+        if not self._cluster and not callable(getattr(pool, "get_connection", None)):
+            raise UnsupportedServerError(
+                f"auto-pipelining needs a client with a connection pool (redis.asyncio.Redis)"
+                f" or a RedisCluster, not {type(client).__name__}: pass autopipeline=False"
+            )
+        self._client = client
+        self._pack = None if self._cluster else _utf8_packer(client)
+        self._script = script
+        self._retry = retry
+        self._before_send = before_send
+        self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
+        self._queue: deque[_Entry] = deque()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._scheduled = False
+        self._orphans = 0
+        self._first_orphan: BaseException | None = None
+        self.round_trips = 0
+        """Round trips sent so far (NOSCRIPT re-sends and retries not counted)."""
+
+    def submit(self, call: ScriptCall) -> asyncio.Future[AckOutcome]:
+        """Queue one validated single-ack call; the future resolves to its outcome.
+
+        Must be called from the event loop's thread. The ack is sent even if the
+        future is cancelled afterwards.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AckOutcome] = loop.create_future()
+        self._queue.append((call, future))
+        if not self._scheduled and len(self._in_flight) < self._max_in_flight:
+            # Send after the callbacks already queued in this loop iteration ran,
+            # so that acks submitted together leave together.
+            self._scheduled = True
+            loop.call_soon(self._dispatch_soon)
+        return future
+
+    async def flush(self) -> None:
+        """Wait until every ack queued so far has been sent and answered.
+
+        Raises RACStoreError when acks of cancelled callers failed since the last
+        flush: nobody else is left to hear of it.
+        """
+        while self._queue or self._in_flight:
+            if self._in_flight:
+                await asyncio.wait(set(self._in_flight))
+            else:
+                await asyncio.sleep(0)
+        if self._orphans:
+            count, first = self._orphans, self._first_orphan
+            self._orphans, self._first_orphan = 0, None
+            raise RACStoreError(
+                f"add_ack: {count} ack(s) of cancelled callers were not recorded;"
+                f" the first error: {first}"
+            ) from first
+
+    @property
+    def queued(self) -> int:
+        """Acks waiting for a round trip."""
+        return len(self._queue)
+
+    # -- dispatch ---------------------------------------------------------------------
+    def _dispatch_soon(self) -> None:
+        self._scheduled = False
+        self._start_batches()
+
+    def _start_batches(self) -> None:
+        queue = self._queue
+        while queue and len(self._in_flight) < self._max_in_flight:
+            batch = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
+            task = asyncio.get_running_loop().create_task(self._send(batch))
+            self._in_flight.add(task)
+            task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        # Acks queued while this trip was in flight (including those of callers
+        # it just answered) go together in the next one.
+        self._start_batches()
+
+    # -- one round trip ------------------------------------------------------------------
+    async def _send(self, batch: list[_Entry]) -> None:
+        """Send ``batch`` and settle every caller's future; never raises but cancellation."""
+        try:
+            await self._before_send()
+            merged = merge_ack_calls([call for call, _ in batch])
+            self.round_trips += 1
+            replies = await self._execute(merged)
+        except asyncio.CancelledError as exc:
+            self._fail(batch, range(len(batch)), exc)
+            raise
+        except Exception as exc:
+            self._fail(batch, range(len(batch)), exc)
+            return
+        for part, reply in zip(merged, replies, strict=True):
+            if isinstance(reply, Exception):
+                self._fail(batch, part.owners, reply)
+                continue
+            outcomes = _outcomes(reply, len(part.owners))
+            if outcomes is None:
+                self._fail(batch, part.owners, RACStoreError(f"add_ack: bad reply {reply!r:.80}"))
+                continue
+            for owner, outcome in zip(part.owners, outcomes, strict=True):
+                future = batch[owner][1]
+                if not future.done():
+                    future.set_result(outcome)
+
+    def _fail(
+        self, batch: Sequence[_Entry], owners: Sequence[int] | range, exc: BaseException
+    ) -> None:
+        """Settle the futures of ``owners`` with the error (mapped per caller).
+
+        A cancelled caller cannot hear of it: its error is kept for ``flush``.
+        """
+        for owner in dict.fromkeys(owners):
+            future = batch[owner][1]
+            if future.cancelled():
+                self._orphans += 1
+                self._first_orphan = self._first_orphan or _caller_error(exc)
+            elif not future.done():
+                future.set_exception(_caller_error(exc))
+
+    async def _execute(self, merged: Sequence[MergedCall]) -> list[Any]:
+        """One reply (or error reply) per merged call, re-sent as the retry policy allows."""
+        if self._cluster:
+            return list(await asyncio.gather(*(self._send_alone(m.call) for m in merged)))
+        retrier = self._retry.retrier()
+        while True:
+            try:
+                return await self._with_reload(merged)
+            except redis.RedisError as exc:
+                delay = retrier.delay_after(exc)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+
+    async def _send_alone(self, call: ScriptCall) -> Any:
+        """On a cluster: one merged call (one shard, so one slot) as its own EVALSHA.
+
+        redis-py refuses EVALSHA in cluster pipelines; its cluster client sends this
+        call to the slot's primary, follows MOVED/ASK/TRYAGAIN, and on NOSCRIPT loads
+        the script on every primary. The calls of one trip go out concurrently, and
+        each is re-sent on its own while the cluster says it did not run, so a slot
+        that moves delays only its own shard's callers. The reply, or the error
+        once the policy gives up, is returned as a value.
+        """
+        retrier = self._retry.retrier()
+        while True:
+            try:
+                return await self._script(call.keys, call.args, self._client)
+            except (redis.RedisError, RedisClusterException) as exc:
+                delay = retrier.delay_after(exc)
+                if delay is None:
+                    return exc
+                await asyncio.sleep(delay)
+
+    async def _with_reload(self, merged: Sequence[MergedCall]) -> list[Any]:
+        """Send the calls; re-send those that met NOSCRIPT once the script is loaded again."""
+        replies = await self._round_trip(merged)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            self._script.sha = await self._client.script_load(self._script.script)
+            again = await self._round_trip([merged[i] for i in missing])
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
+        return replies
+
+    async def _round_trip(self, merged: Sequence[MergedCall]) -> list[Any]:
+        """Send the calls back to back on one pooled connection; read one reply each.
+
+        Error replies are kept as values. Any other failure (lost connection,
+        cancellation) closes the connection, so that a half-read reply never
+        reaches another command, and is raised.
+        """
+        commands = [
+            ("EVALSHA", self._script.sha, len(m.call.keys), *m.call.keys, *m.call.args)
+            for m in merged
+        ]
+        pool = self._client.connection_pool
+        connection = await pool.get_connection()
+        try:
+            if self._pack is not None:
+                await connection.send_packed_command(b"".join(map(self._pack, commands)))
+            else:
+                await connection.send_packed_command(connection.pack_commands(commands))
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            await connection.disconnect()
+            raise
+        finally:
+            await pool.release(connection)
+        return replies
+
+
+def _utf8_packer(client: Any) -> Callable[[tuple[Any, ...]], bytes] | None:
+    """hiredis's C packer when the client encodes text as strict UTF-8 (the default), else None.
+
+    hiredis writes the same bytes as redis-py's packer for UTF-8 text, many times
+    faster; a client with another encoding keeps redis-py's packer and its encoder.
+    """
+    kwargs = client.connection_pool.connection_kwargs
+    encoding = str(kwargs.get("encoding", "utf-8")).lower().replace("_", "-")
+    if encoding in ("utf-8", "utf8") and kwargs.get("encoding_errors", "strict") == "strict":
+        return hiredis.pack_command
+    return None
+
+
+def _outcomes(reply: Any, count: int) -> list[AckOutcome] | None:
+    """The outcomes of one merged call, or None when the reply is not ``count`` outcomes."""
+    try:
+        outcomes = parse_outcomes(reply)
+    except (TypeError, IndexError):
+        return None
+    return outcomes if len(outcomes) == count else None
+
+
+def _caller_error(exc: BaseException) -> BaseException:
+    """The error one caller sees: a typed store error chained to the Redis error."""
+    if isinstance(exc, redis.RedisError | RedisClusterException):
+        error = map_redis_error(exc, "add_ack")
+    elif isinstance(exc, asyncio.CancelledError):
+        error = RACStoreError("add_ack: the round trip was cancelled before its reply")
+    else:
+        return exc
+    error.__cause__ = exc
+    return error

@@ -1,0 +1,56 @@
+"""What the sync and the asyncio store share: construction from options, and properties.
+
+Only the I/O differs between :class:`~rac_store.store.AuditStore` and
+:class:`~rac_store.async_store.AsyncAuditStore`; each passes its own client
+factories (sync or asyncio) and keeps its own way of sending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .core import RetryPolicy, StoreCore
+from .durability import StoreDurabilityMode, choose_client
+from .keys import KeySpace
+from .scripts import register_scripts
+
+
+class StoreBase:
+    """Client, durability mode, sans-I/O core, retry policy and scripts of one store."""
+
+    def __init__(
+        self,
+        redis_client: Any,
+        connect: Callable[[str], Any],
+        embedded: Callable[[], Any],
+        *,
+        prefix: str,
+        ttl_seconds: int,
+        shards: int,
+        retry: RetryPolicy | None,
+    ) -> None:
+        self._client, self._mode = choose_client(redis_client, connect, embedded)
+        self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds)
+        self._retry = retry or RetryPolicy()
+        self._scripts: dict[str, Any] = register_scripts(self._client)
+
+    @property
+    def durability_mode(self) -> StoreDurabilityMode:
+        """MEMORY (embedded, in-process) or REDIS."""
+        return self._mode
+
+    @property
+    def is_durable(self) -> bool:
+        """True when the data lives in a Redis server."""
+        return self._mode is StoreDurabilityMode.REDIS
+
+    @property
+    def client(self) -> Any:
+        """The Redis client the store uses (the embedded one in MEMORY mode)."""
+        return self._client
+
+    @property
+    def core(self) -> StoreCore:
+        """The sans-I/O core: key space, TTL and call builders."""
+        return self._core
