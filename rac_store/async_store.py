@@ -24,7 +24,7 @@ from .autopipeline import DEFAULT_MAX_BATCH, AckPipeline
 from .connect import async_client_from_url, split_cluster_url
 from .core import RetryPolicy, ScriptCall
 from .embedded import create_embedded_async_client
-from .errors import map_redis_error
+from .errors import map_redis_error, transport_fault
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .store_base import StoreBase
 
@@ -247,7 +247,10 @@ class AsyncAuditStore(StoreBase):
         while True:
             try:
                 return await send()
-            except (redis.RedisError, RedisClusterException) as exc:
+            except (redis.RedisError, RedisClusterException, AttributeError, TypeError) as raw:
+                exc = transport_fault(raw) or raw
+                if not isinstance(exc, redis.RedisError | RedisClusterException):
+                    raise
                 delay = retrier.delay_after(exc)
                 if delay is None:
                     raise map_redis_error(exc, operation) from exc

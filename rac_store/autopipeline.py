@@ -34,7 +34,13 @@ from redis.exceptions import NoScriptError, RedisClusterException
 from .coalesce import MergedCall, merge_ack_calls
 from .connect import is_cluster
 from .core import RetryPolicy, ScriptCall, parse_outcomes
-from .errors import InvalidInputError, RACStoreError, UnsupportedServerError, map_redis_error
+from .errors import (
+    InvalidInputError,
+    RACStoreError,
+    UnsupportedServerError,
+    map_redis_error,
+    transport_fault,
+)
 from .models import AckOutcome
 
 DEFAULT_MAX_BATCH = 512
@@ -210,7 +216,10 @@ class AckPipeline:
         while True:
             try:
                 return await self._script(call.keys, call.args, self._client)
-            except (redis.RedisError, RedisClusterException) as exc:
+            except (redis.RedisError, RedisClusterException, AttributeError, TypeError) as raw:
+                exc = transport_fault(raw) or raw
+                if not isinstance(exc, redis.RedisError | RedisClusterException):
+                    raise
                 delay = retrier.delay_after(exc)
                 if delay is None:
                     return exc

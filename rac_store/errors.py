@@ -94,6 +94,35 @@ def was_not_executed(exc: BaseException) -> bool:
     return isinstance(exc, NOT_EXECUTED_ERRORS)
 
 
+_TRANSPORT_MODULES = (
+    "redis/asyncio/connection.py",
+    "asyncio/streams.py",
+    "asyncio/selector_events.py",
+)
+
+
+def transport_fault(exc: BaseException) -> rexc.ConnectionError | None:
+    """A lost connection, for an AttributeError/TypeError raised inside asyncio's transport.
+
+    redis-py's asyncio client can touch a connection that another task (a cluster
+    topology refresh) or the peer has just torn down; the error then escapes as
+    ``'NoneType' object has no attribute 'writelines'`` or similar instead of a
+    ConnectionError (redis/redis-py#4287). Only errors raised in the transport code
+    itself qualify; anything else is a bug and stays what it is.
+    """
+    if not isinstance(exc, AttributeError | TypeError):
+        return None
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_code.co_filename.replace("\\", "/") if tb is not None else ""
+    if not where.endswith(_TRANSPORT_MODULES):
+        return None
+    lost = rexc.ConnectionError(f"connection torn down mid-command: {exc}")
+    lost.__cause__ = exc
+    return lost
+
+
 def _error_code(message: str) -> str:
     """The leading code of a Redis error text ("OOM command not allowed" -> "OOM")."""
     # Redis wraps script errors as "Error running script ...: @user_script:...: CODE text"

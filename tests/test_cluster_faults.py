@@ -92,7 +92,8 @@ def latency_ms(report: WorkerReport) -> str:
     return f"ack p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms, max {ordered[-1] * 1e3:.0f} ms"
 
 
-def test_slot_migration_under_load_loses_nothing(own_cluster: LocalCluster) -> None:
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_slot_migration_under_load_loses_nothing(own_cluster: LocalCluster, mode: str) -> None:
     cluster = own_cluster
     store = AuditStore(cluster.client())
     busy = pick_runs(store, 40, shard=0)  # the shard whose slot moves
@@ -106,7 +107,7 @@ def test_slot_migration_under_load_loses_nothing(own_cluster: LocalCluster) -> N
     stats = NodeStats(cluster)
     stats.reset()
 
-    moved, during, report = AckLoad(cluster.url, jobs).around(
+    moved, during, report = AckLoad(cluster.url, jobs, mode=mode).around(
         lambda: migrate_slot(cluster, slot, target, batch=5, pause=0.02, batcher=by_run)
     )
 
@@ -121,14 +122,17 @@ def test_slot_migration_under_load_loses_nothing(own_cluster: LocalCluster) -> N
     stats.close()
     assert met["MOVED"] > 0 and met["ASK"] > 0 and met["TRYAGAIN"] > 0
     print(
-        f"\nslot migration: {moved.keys} keys of slot {slot} moved in {moved.seconds:.2f} s "
+        f"\n{mode} slot migration: {moved.keys} keys of slot {slot} moved in {moved.seconds:.2f} s "
         f"while {during} acks were sent; {len(jobs)} acks, 0 errors, 0 lost; "
         f"redirections: {met['ASK']} ASK, {met['TRYAGAIN']} TRYAGAIN, {met['MOVED']} MOVED, "
         f"{met['NOSCRIPT']} NOSCRIPT; {latency_ms(report)}"
     )
 
 
-def test_failover_mid_load_reloads_scripts_with_zero_errors(own_cluster: LocalCluster) -> None:
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_failover_mid_load_reloads_scripts_with_zero_errors(
+    own_cluster: LocalCluster, mode: str
+) -> None:
     cluster = own_cluster
     store = AuditStore(cluster.client())
     runs = pick_runs(store, 64)
@@ -145,7 +149,7 @@ def test_failover_mid_load_reloads_scripts_with_zero_errors(own_cluster: LocalCl
     stats = NodeStats(cluster)
     stats.reset()
 
-    (promoted, seconds), during, report = AckLoad(cluster.url, jobs).around(
+    (promoted, seconds), during, report = AckLoad(cluster.url, jobs, mode=mode).around(
         lambda: failover(cluster, victim)
     )
 
@@ -159,7 +163,7 @@ def test_failover_mid_load_reloads_scripts_with_zero_errors(own_cluster: LocalCl
     with cluster.node_client(replica) as node:
         assert node.script_exists(sha) == [True]
     print(
-        f"\nfailover: {shards_of[victim]} of 16 shards' primary replaced in {seconds:.2f} s "
+        f"\n{mode} failover: {shards_of[victim]} of 16 shards' primary replaced in {seconds:.2f} s "
         f"while {during} acks were sent; {len(jobs)} acks, 0 errors, 0 lost; "
         f"{moved} MOVED, {noscript} NOSCRIPT on the new primary; {latency_ms(report)}"
     )

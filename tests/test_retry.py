@@ -10,7 +10,7 @@ import redis.exceptions as rexc
 
 from rac_store import create_domain_ack, create_run_expectations
 from rac_store.core import RetryPolicy
-from rac_store.errors import StoreUnavailableError, map_redis_error
+from rac_store.errors import StoreUnavailableError, map_redis_error, transport_fault
 from rac_store.testing import embedded_store
 
 
@@ -132,3 +132,27 @@ def test_store_gives_up_after_the_busy_timeout() -> None:
     assert 2 < proxy.calls < 20
     store._client = proxy._client
     assert store.get_acks(run) == []
+
+
+def _raise_in(filename: str) -> BaseException:
+    """The error a ``None`` writer raises in code that lives in ``filename``."""
+    namespace: dict[str, Any] = {}
+    exec(compile("def send(writer):\n    writer.writelines([b''])\n", filename, "exec"), namespace)
+    try:
+        namespace["send"](None)
+    except AttributeError as exc:
+        return exc
+    raise AssertionError("no error")
+
+
+def test_a_torn_down_asyncio_transport_counts_as_a_lost_connection() -> None:
+    inside = _raise_in("/venv/lib/python3.11/site-packages/redis/asyncio/connection.py")
+    lost = transport_fault(inside)
+    assert isinstance(lost, rexc.ConnectionError)
+    assert lost.__cause__ is inside
+    assert RetryPolicy().retrier().delay_after(lost) == 0.05
+
+
+def test_other_attribute_errors_stay_bugs() -> None:
+    assert transport_fault(_raise_in("/app/rac_store/async_store.py")) is None
+    assert transport_fault(ValueError("x")) is None

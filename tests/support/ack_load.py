@@ -1,22 +1,25 @@
 """Real worker processes that ack under load, for the cluster fault tests.
 
 Each worker opens its own store from a URL, waits for the start signal, sends
-its share of acks one ``add_ack`` at a time and reports which calls returned,
-which raised (with the error text) and the slowest call. Workers run in the
-``spawn`` context, so nothing is shared with the test process but the URL.
+its share of acks and reports which calls returned, which raised (with the
+error text) and how long each took. A ``sync`` worker sends one ``add_ack`` at a
+time on an AuditStore; an ``async`` worker runs ``concurrency`` callers at once
+on an AsyncAuditStore (auto-pipelined). Workers run in the ``spawn`` context, so
+nothing is shared with the test process but the URL.
 """
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnContext
 from typing import Any, TypeVar
 
-from rac_store import AuditStore, RACStoreError, create_domain_ack
+from rac_store import AsyncAuditStore, AuditStore, RACStoreError, create_domain_ack
 
 T = TypeVar("T")
 
@@ -74,14 +77,73 @@ def ack_worker(
         store.close()
 
 
+def async_ack_worker(
+    url: str,
+    options: dict[str, Any],
+    jobs: Sequence[Job],
+    ready: Any,
+    go: Any,
+    progress: Any,
+    out: Any,
+) -> None:
+    """As :func:`ack_worker`, with ``options["concurrency"]`` callers on one AsyncAuditStore."""
+    options = dict(options)
+    concurrency = options.pop("concurrency", 32)
+    report = WorkerReport()
+
+    async def caller(store: AsyncAuditStore, todo: Iterator[Job]) -> None:
+        for run_id, domain, action in todo:
+            ack = create_domain_ack(uuid.UUID(run_id), domain, action)
+            started = time.perf_counter()
+            try:
+                await store.add_ack(run_id, ack)
+            except RACStoreError as exc:
+                report.errors.append(f"{type(exc).__name__}: {exc}")
+            else:
+                report.recorded.append((run_id, ack.id.hex))
+            report.latencies.append(time.perf_counter() - started)
+            with progress.get_lock():
+                progress.value += 1
+
+    async def main() -> None:
+        try:
+            store = AsyncAuditStore.from_url(url, **options)
+            await store.initialize()
+        finally:
+            ready.release()
+        await asyncio.get_running_loop().run_in_executor(None, go.wait)
+        todo = iter(jobs)
+        try:
+            await asyncio.gather(*(caller(store, todo) for _ in range(concurrency)))
+        finally:
+            await store.aclose()
+
+    try:
+        asyncio.run(main())
+    except BaseException as exc:
+        report.errors.append(f"crash: {type(exc).__name__}: {exc}")
+        raise
+    finally:
+        out.put(report)
+
+
+WORKERS = {"sync": ack_worker, "async": async_ack_worker}
+
+
 class AckLoad:
     """``workers`` processes acking ``jobs`` (split round-robin) against ``url``.
 
-    ``store_options`` go to each worker's ``AuditStore.from_url``.
+    ``mode`` is ``sync`` or ``async`` (see the module docstring); ``store_options``
+    go to each worker's ``from_url`` (and ``concurrency`` to an async worker).
     """
 
     def __init__(
-        self, url: str, jobs: Sequence[Job], workers: int = 4, **store_options: Any
+        self,
+        url: str,
+        jobs: Sequence[Job],
+        workers: int = 4,
+        mode: str = "sync",
+        **store_options: Any,
     ) -> None:
         ctx: SpawnContext = multiprocessing.get_context("spawn")
         self.total = len(jobs)
@@ -91,7 +153,7 @@ class AckLoad:
         self._out = ctx.Queue()
         self._procs = [
             ctx.Process(
-                target=ack_worker,
+                target=WORKERS[mode],
                 args=(
                     url,
                     store_options,

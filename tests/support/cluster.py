@@ -92,36 +92,50 @@ class LocalCluster:
         self.primary_count = primaries
         self.replicas = replicas
         self.node_timeout_ms = node_timeout_ms
-        taken: set[int] = set()
-        self.servers: list[RedisServer] = []
-        for _ in range(primaries * (1 + replicas)):
-            port = free_cluster_port(taken)
-            taken.add(port)
-            server = RedisServer(port=port)
-            server.extra_args += [
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                str(server.dir / "nodes.conf"),
-                "--cluster-node-timeout",
-                str(node_timeout_ms),
-                "--repl-diskless-sync-delay",  # replicas sync at once, not after 5 s
-                "0",
-            ]
-            self.servers.append(server)
+        self._taken: set[int] = set()
+        self.servers = [self._new_node() for _ in range(primaries * (1 + replicas))]
+
+    def _new_node(self) -> RedisServer:
+        """A cluster node (not started) on a port nobody else in this cluster uses."""
+        port = free_cluster_port(self._taken)
+        self._taken.add(port)
+        server = RedisServer(port=port)
+        server.extra_args += [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            str(server.dir / "nodes.conf"),
+            "--cluster-node-timeout",
+            str(self.node_timeout_ms),
+            "--repl-diskless-sync-delay",  # replicas sync at once, not after 5 s
+            "0",
+        ]
+        return server
 
     # -- life cycle ------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> LocalCluster:
         """Start every node, create the cluster and wait until it is fully up."""
         try:
-            for server in self.servers:
-                server.start()
+            for index in range(len(self.servers)):
+                self._start_node(index)
             self._create()
             self.wait_ready(timeout)
         except BaseException:
             self.cleanup()
             raise
         return self
+
+    def _start_node(self, index: int, attempts: int = 3) -> None:
+        """Start node ``index``; on a port taken meanwhile by someone else, on a fresh port."""
+        for attempt in range(attempts):
+            try:
+                self.servers[index].start()
+                return
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+                self.servers[index].cleanup()
+                self.servers[index] = self._new_node()
 
     def _create(self) -> None:
         addresses = [f"127.0.0.1:{server.port}" for server in self.servers]
