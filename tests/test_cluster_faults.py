@@ -120,7 +120,10 @@ def test_slot_migration_under_load_loses_nothing(own_cluster: LocalCluster, mode
         assert node.cluster("COUNTKEYSINSLOT", slot) == 4 * in_shard
     met = stats.errors(source) + stats.errors(target)
     stats.close()
-    assert met["MOVED"] > 0 and met["ASK"] > 0 and met["TRYAGAIN"] > 0
+    assert met["MOVED"] > 0 and met["TRYAGAIN"] > 0
+    if mode == "sync":  # a run whose keys have all moved is served on the target after ASK
+        assert met["ASK"] > 0
+    # (async calls merge the acks of many runs of the shard: ASK needs every one of them moved)
     print(
         f"\n{mode} slot migration: {moved.keys} keys of slot {slot} moved in {moved.seconds:.2f} s "
         f"while {during} acks were sent; {len(jobs)} acks, 0 errors, 0 lost; "
