@@ -16,6 +16,7 @@ idempotency covers that too).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,8 +40,8 @@ class ClusterRouter:
     """Runs scripts on a ``redis.cluster.RedisCluster``, on the slot's primary first."""
 
     def __init__(self) -> None:
-        self.rerouted = 0
-        """Calls the short path handed over to the cluster client (MOVED, ASK, ...)."""
+        self.rerouted: Counter[str] = Counter()
+        """Calls the short path handed over to the cluster client, by error (``MovedError``...)."""
 
     def run(self, client: Any, script: Any, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """``script(keys, args)`` on the primary of ``client`` that serves ``keys[0]``."""
@@ -54,6 +55,6 @@ class ClusterRouter:
                 return direct.evalsha(script.sha, len(keys), *keys, *args)
         except rexc.AuthenticationError:
             raise
-        except REROUTE_ERRORS:
-            self.rerouted += 1
+        except REROUTE_ERRORS as exc:
+            self.rerouted[type(exc).__name__] += 1
         return script(keys, args, client)

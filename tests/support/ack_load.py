@@ -14,6 +14,7 @@ import asyncio
 import multiprocessing
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnContext
@@ -34,6 +35,8 @@ class WorkerReport:
     recorded: list[tuple[str, str]] = field(default_factory=list)  # (run_id, ack id hex)
     errors: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
+    rerouted: Counter[str] = field(default_factory=Counter)
+    """Sync workers: calls their store's short path handed to the cluster client, by error."""
 
 
 def ack_worker(
@@ -73,6 +76,7 @@ def ack_worker(
         report.errors.append(f"crash: {type(exc).__name__}: {exc}")
         raise
     finally:
+        report.rerouted = store._router.rerouted
         out.put(report)
         store.close()
 
@@ -195,6 +199,7 @@ class AckLoad:
             merged.recorded += report.recorded
             merged.errors += report.errors
             merged.latencies += report.latencies
+            merged.rerouted += report.rerouted
         for proc in self._procs:
             proc.join(timeout)
         crashed = [p.exitcode for p in self._procs if p.exitcode != 0]
