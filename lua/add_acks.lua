@@ -11,7 +11,9 @@
     MISSING                -> ACKED / FAILED, late
     FAILED and ok          -> ACKED (a successful retry), late mark kept
     ACKED, or FAILED again -> unchanged (the ack is still kept)
-  A run with no PENDING expectation left leaves the pending index.
+  A run with no PENDING expectation left leaves the pending index. When a
+  run's acks leave it clean (nothing PENDING, nothing FAILED or MISSING, no
+  drift), one COMPLETE event is appended to the shard's findings stream.
 
   KEYS[1]  P:{s}:pending  zset  run_id -> earliest PENDING due (ms)
   then five keys per run r (r = 1 .. R), at KEYS[2 + 5(r-1)] onwards:
@@ -20,12 +22,14 @@
            P:{s}:due:<run>   zset  PENDING "domain|action" -> due (ms)
            P:{s}:acks:<run>  list  encoded acks in arrival order
            P:{s}:ackid:<run> hash  ack id -> "1"
+  KEYS[#KEYS]  P:{s}:findings  stream  findings events of the shard (last key)
 
   ARGV[1]  ttl_ms of every run key (whole number > 0)
   ARGV[2]  R, the number of runs
   then per run r:   run_id, m (number of its acks),
   then per ack:     ack id, expectation key "domain|action", ok ("1" or "0"),
                     encoded ack (opaque bytes)
+  ARGV[#ARGV]  findings stream bound (whole number > 0; approximate MAXLEN)
 
   Reply    array of integers, one per ack in order:
            0 recorded, 1 duplicate, 2 drift, 3 late
@@ -38,7 +42,9 @@ local RECORDED, DUPLICATE, DRIFT, LATE = 0, 1, 2, 3
 local ttl_ms = whole(ARGV[1])
 local runs = whole(ARGV[2])
 if ttl_ms == nil or ttl_ms == 0 then return redis.error_reply('RAC_BADARG ttl_ms') end
-if runs == nil or #KEYS ~= 1 + 5 * runs then return redis.error_reply('RAC_BADARG key count') end
+if runs == nil or #KEYS ~= 2 + 5 * runs then return redis.error_reply('RAC_BADARG key count') end
+local stream, maxlen = KEYS[#KEYS], whole(ARGV[#ARGV])
+if maxlen == nil or maxlen == 0 then return redis.error_reply('RAC_BADARG findings maxlen') end
 
 -- Validate everything before the first write.
 local at = 3
@@ -49,7 +55,7 @@ for r = 1, runs do
   at = at + 2
   for j = 1, m do
     local ack_id, key, ok = ARGV[at], ARGV[at + 1], ARGV[at + 2]
-    if ARGV[at + 3] == nil then return redis.error_reply('RAC_BADARG argument count') end
+    if at + 3 >= #ARGV then return redis.error_reply('RAC_BADARG argument count') end
     if ack_id == '' then return redis.error_reply('RAC_BADARG ack id of ack ' .. j) end
     if not string.find(key, '|', 1, true) then
       return redis.error_reply('RAC_BADARG expectation key of ack ' .. j)
@@ -58,7 +64,7 @@ for r = 1, runs do
     at = at + 4
   end
 end
-if at ~= #ARGV + 1 then return redis.error_reply('RAC_BADARG argument count') end
+if at ~= #ARGV then return redis.error_reply('RAC_BADARG argument count') end
 
 local now = now_ms()
 local outcomes = {}
@@ -72,9 +78,10 @@ local function apply(k, ack_id, key, ok, payload)
   local target = (ok == '1') and 'ACKED' or 'FAILED'
   local expected = redis.call('HEXISTS', KEYS[k], key) == 1
   local record = redis.call('HGET', st_key, key)
-  local outcome, left_due = RECORDED, false
+  local outcome, left_due, issues = RECORDED, false, 0
   if not record then
     redis.call('HSET', st_key, key, status_record(target, now, 0))
+    if not expected or ok == '0' then issues = 1 end
   else
     local status, acked_at, late = parse_status(record)
     if status == 'PENDING' then
@@ -84,15 +91,19 @@ local function apply(k, ack_id, key, ok, payload)
       late = (due ~= nil and now > due) and 1 or 0
       redis.call('HSET', st_key, key, status_record(target, now, late))
       if late == 1 then outcome = LATE end
+      if ok == '0' then issues = 1 end
     elseif status == 'MISSING' then
       redis.call('HSET', st_key, key, status_record(target, now, 1))
       outcome = LATE
+      if ok == '1' then issues = -1 end
     elseif status == 'FAILED' and ok == '1' then
       redis.call('HSET', st_key, key, status_record('ACKED', now, late))
+      if expected then issues = -1 end
     end
   end
+  add_issues(st_key, issues)
   if not expected then outcome = DRIFT end
-  return outcome, left_due
+  return outcome, left_due, issues < 0
 end
 
 at = 3
@@ -100,14 +111,16 @@ for r = 1, runs do
   local k = 2 + 5 * (r - 1)
   local run_id, m = ARGV[at], whole(ARGV[at + 1])
   at = at + 2
-  local reindex = false
+  local reindex, settle = false, false
   for j = 1, m do
-    local outcome, left_due = apply(k, ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3])
+    local outcome, left_due, cleared = apply(k, ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3])
     outcomes[#outcomes + 1] = outcome
     reindex = reindex or left_due
+    settle = settle or cleared
     at = at + 4
   end
-  if reindex then reindex_run(KEYS[1], KEYS[k + 2], run_id) end
+  if reindex and reindex_run(KEYS[1], KEYS[k + 2], run_id) then settle = true end
+  if settle then complete_if_clean(KEYS[k + 1], KEYS[k + 2], stream, maxlen, run_id, 'ack', now) end
   refresh_ttl(k, 5, ttl_ms)
 end
 return outcomes

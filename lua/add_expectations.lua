@@ -5,7 +5,10 @@
   An expectation whose (domain, action) is already declared is left exactly as
   it is (re-sending the call changes nothing). A new one becomes PENDING, due at
   server time + deadline_ms, unless an ack for it arrived first (out of order):
-  then it keeps the status that ack gave it and is not due at all.
+  then it keeps the status that ack gave it and is not due at all (the ack is
+  no longer drift). When such adopted acks leave the run clean (nothing
+  PENDING, FAILED or MISSING, no drift), a COMPLETE event is appended to the
+  shard's findings stream.
 
   KEYS[1]  P:{s}:pending     zset  run_id -> earliest PENDING due (ms)
   KEYS[2]  P:{s}:exp:<run>   hash  "domain|action" -> encoded expectation
@@ -13,6 +16,7 @@
   KEYS[4]  P:{s}:due:<run>   zset  PENDING "domain|action" -> due (ms)
   KEYS[5]  P:{s}:acks:<run>  list  (TTL refresh only)
   KEYS[6]  P:{s}:ackid:<run> hash  (TTL refresh only)
+  KEYS[7]  P:{s}:findings    stream  findings events of the shard
 
   ARGV[1]  ttl_ms of every run key (whole number > 0)
   ARGV[2]  run_id (member of the pending index)
@@ -20,6 +24,7 @@
   ARGV[4 + 3(i-1)]  expectation key "domain|action"
   ARGV[5 + 3(i-1)]  deadline_ms (whole number >= 0)
   ARGV[6 + 3(i-1)]  encoded expectation (opaque bytes)
+  ARGV[4 + 3n]      findings stream bound (whole number > 0; approximate MAXLEN)
 
   Reply    integer: how many expectations were newly declared.
   Errors   "RAC_BADARG <what>" when an argument is malformed; nothing is written.
@@ -29,10 +34,12 @@
 local ttl_ms = whole(ARGV[1])
 local run_id = ARGV[2]
 local n = whole(ARGV[3])
-if #KEYS ~= 6 then return redis.error_reply('RAC_BADARG expected 6 keys') end
+if #KEYS ~= 7 then return redis.error_reply('RAC_BADARG expected 7 keys') end
 if ttl_ms == nil or ttl_ms == 0 then return redis.error_reply('RAC_BADARG ttl_ms') end
 if run_id == nil or run_id == '' then return redis.error_reply('RAC_BADARG run_id') end
-if n == nil or #ARGV ~= 3 + 3 * n then return redis.error_reply('RAC_BADARG argument count') end
+if n == nil or #ARGV ~= 4 + 3 * n then return redis.error_reply('RAC_BADARG argument count') end
+local maxlen = whole(ARGV[#ARGV])
+if maxlen == nil or maxlen == 0 then return redis.error_reply('RAC_BADARG findings maxlen') end
 for i = 0, n - 1 do
   local key = ARGV[4 + 3 * i]
   if key == '' or not string.find(key, '|', 1, true) then
@@ -49,14 +56,17 @@ for i = 0, n - 1 do
   local key = ARGV[4 + 3 * i]
   if redis.call('HSETNX', KEYS[2], key, ARGV[6 + 3 * i]) == 1 then
     added = added + 1
-    if redis.call('HEXISTS', KEYS[3], key) == 0 then
+    local record = redis.call('HGET', KEYS[3], key)
+    if not record then
       redis.call('HSET', KEYS[3], key, status_record('PENDING', 0, 0))
       redis.call('ZADD', KEYS[4], now + whole(ARGV[5 + 3 * i]), key)
+    elseif parse_status(record) == 'ACKED' then
+      add_issues(KEYS[3], -1)  -- a drift ack adopted: the issue it opened is closed
     end
   end
 end
-if added > 0 then
-  reindex_run(KEYS[1], KEYS[4], run_id)
+if added > 0 and reindex_run(KEYS[1], KEYS[4], run_id) then
+  complete_if_clean(KEYS[3], KEYS[4], KEYS[7], maxlen, run_id, 'declare', now)
 end
 refresh_ttl(2, 5, ttl_ms)
 return added

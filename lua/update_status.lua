@@ -7,6 +7,9 @@
     PENDING -> ACKED | FAILED | MISSING   (ACKED/FAILED past due are marked late)
     MISSING -> ACKED | FAILED             (marked late)
     FAILED  -> ACKED                      (late mark kept)
+  A move to MISSING appends a MISSING event to the shard's findings stream; a
+  move that leaves the run clean (nothing PENDING, FAILED or MISSING, no drift)
+  appends a COMPLETE event.
 
   KEYS[1]  P:{s}:pending     zset  run_id -> earliest PENDING due (ms)
   KEYS[2]  P:{s}:exp:<run>   hash  "domain|action" -> encoded expectation
@@ -14,11 +17,13 @@
   KEYS[4]  P:{s}:due:<run>   zset  PENDING "domain|action" -> due (ms)
   KEYS[5]  P:{s}:acks:<run>  list  (TTL refresh only)
   KEYS[6]  P:{s}:ackid:<run> hash  (TTL refresh only)
+  KEYS[7]  P:{s}:findings    stream  findings events of the shard
 
   ARGV[1]  ttl_ms of every run key (whole number > 0)
   ARGV[2]  run_id (member of the pending index)
   ARGV[3]  expectation key "domain|action"
   ARGV[4]  new status: PENDING | ACKED | FAILED | MISSING
+  ARGV[5]  findings stream bound (whole number > 0; approximate MAXLEN)
 
   Reply    1 when the expectation exists (now in the new status), 0 when it does not.
   Errors   "RAC_BADARG <what>" for a malformed argument;
@@ -37,8 +42,10 @@ local ALLOWED = {
 
 local ttl_ms = whole(ARGV[1])
 local run_id, key, target = ARGV[2], ARGV[3], ARGV[4]
-if #KEYS ~= 6 or #ARGV ~= 4 then return redis.error_reply('RAC_BADARG expected 6 keys and 4 arguments') end
+local maxlen = whole(ARGV[5])
+if #KEYS ~= 7 or #ARGV ~= 5 then return redis.error_reply('RAC_BADARG expected 7 keys and 5 arguments') end
 if ttl_ms == nil or ttl_ms == 0 then return redis.error_reply('RAC_BADARG ttl_ms') end
+if maxlen == nil or maxlen == 0 then return redis.error_reply('RAC_BADARG findings maxlen') end
 if run_id == '' then return redis.error_reply('RAC_BADARG run_id') end
 if not string.find(key, '|', 1, true) then return redis.error_reply('RAC_BADARG expectation key') end
 if not STATUSES[target] then return redis.error_reply('RAC_BADARG status') end
@@ -52,14 +59,29 @@ if not ALLOWED[status][target] then
 end
 
 local now = now_ms()
+local settle, due = false, nil
 if status == 'PENDING' then
-  local due = tonumber(redis.call('ZSCORE', KEYS[4], key))
+  due = tonumber(redis.call('ZSCORE', KEYS[4], key))
   redis.call('ZREM', KEYS[4], key)
-  reindex_run(KEYS[1], KEYS[4], run_id)
+  settle = reindex_run(KEYS[1], KEYS[4], run_id)
   if target ~= 'MISSING' and due ~= nil and now > due then late = 1 end
 end
 if status == 'MISSING' then late = 1 end
 acked_at = (target == 'MISSING') and 0 or now
 redis.call('HSET', KEYS[3], key, status_record(target, acked_at, late))
+-- PENDING -> FAILED | MISSING opens an issue; MISSING | FAILED -> ACKED closes one.
+if target == 'ACKED' and status ~= 'PENDING' then
+  add_issues(KEYS[3], -1)
+  settle = true
+elseif status == 'PENDING' and target ~= 'ACKED' then
+  add_issues(KEYS[3], 1)
+end
+if target == 'MISSING' then
+  local domain, action = string.match(key, '^([^|]*)|(.*)$')
+  emit(KEYS[7], maxlen, 'type', 'MISSING', 'run_id', run_id, 'at_ms', string.format('%d', now),
+    'source', 'status', 'domain', domain, 'action', action,
+    'due_ms', string.format('%d', due or 0))
+end
+if settle then complete_if_clean(KEYS[3], KEYS[4], KEYS[7], maxlen, run_id, 'status', now) end
 refresh_ttl(2, 5, ttl_ms)
 return 1

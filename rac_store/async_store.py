@@ -22,9 +22,10 @@ from redis.exceptions import RedisClusterException
 from . import core
 from .autopipeline import DEFAULT_MAX_BATCH, AckPipeline
 from .connect import async_client_from_url, split_cluster_url
-from .core import RetryPolicy, ScriptCall
+from .core import DEFAULT_FINDINGS_MAXLEN, Call, CommandCall, RetryPolicy, ScriptCall
 from .embedded import create_embedded_async_client
 from .errors import map_redis_error, transport_fault
+from .metrics import MetricsOption
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .store_base import StoreBase
 
@@ -73,6 +74,8 @@ class AsyncAuditStore(StoreBase):
         retry: RetryPolicy | None = None,
         autopipeline: bool = True,
         autopipeline_batch: int = DEFAULT_MAX_BATCH,
+        findings_maxlen: int = DEFAULT_FINDINGS_MAXLEN,
+        metrics: MetricsOption = None,
     ) -> None:
         super().__init__(
             redis_client,
@@ -82,6 +85,8 @@ class AsyncAuditStore(StoreBase):
             ttl_seconds=ttl_seconds,
             shards=shards,
             retry=retry,
+            findings_maxlen=findings_maxlen,
+            metrics=metrics,
         )
         self._initialized = False
         self._init_lock = asyncio.Lock()
@@ -154,14 +159,21 @@ class AsyncAuditStore(StoreBase):
         """
         call = self._core.add_ack(run_id, ack)
         if self._acks is not None:
-            return await self._acks.submit(call)
-        return core.parse_outcomes(await self._call(call))[0]
+            outcome = await self._acks.submit(call)
+        else:
+            outcome = core.parse_outcomes(await self._call(call))[0]
+        if self._metrics is not None:
+            self._metrics.observe_acks((outcome,))
+        return outcome
 
     async def add_acks(
         self, run_id: uuid.UUID | str, acks: Iterable[DomainAck]
     ) -> list[AckOutcome]:
         """Record many acks of one run in one call; one outcome per ack, in order."""
-        return core.parse_outcomes(await self._call(self._core.add_acks(run_id, acks)))
+        outcomes = core.parse_outcomes(await self._call(self._core.add_acks(run_id, acks)))
+        if self._metrics is not None:
+            self._metrics.observe_acks(outcomes)
+        return outcomes
 
     async def update_expectation_status(
         self, run_id: uuid.UUID | str, domain: str, action: str, status: AuditStatus | str
@@ -232,6 +244,23 @@ class AsyncAuditStore(StoreBase):
             await self._client.aclose()
 
     # -- I/O --------------------------------------------------------------------------
+    async def execute(self, call: Call) -> Any:
+        """Send one call built by the sans-I/O core; the raw reply (a list for commands).
+
+        The low-level hook :class:`~rac_store.reconciler_async.AsyncAuditReconciler`
+        uses: same retries and error mapping as every other method.
+        """
+        if not isinstance(call, CommandCall):
+            return await self._call(call)
+
+        async def send() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for command in call.commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute())
+
+        return await self._read(call.operation, send)
+
     async def _call(self, call: ScriptCall) -> Any:
         script = self._scripts[call.script]
         return await self._read(call.operation, lambda: script(call.keys, call.args, self._client))

@@ -1,4 +1,4 @@
-"""Where a store's shards live on a Redis Cluster, and the ``rac-store cluster-layout`` command.
+"""Where a store's shards live on a Redis Cluster (``rac-store cluster-layout`` prints it).
 
 Each shard ``s`` is one hash tag ``{s}``, so one hash slot, so one primary:
 a shard never spans nodes, and a node's share of the work is the share of
@@ -8,13 +8,12 @@ data; see docs/cluster.md for choosing ``S``.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis.crc import key_slot
 
-from .connect import client_from_url, is_cluster
+from .connect import is_cluster
 from .errors import InvalidInputError
 from .keys import KeySpace
 
@@ -61,40 +60,3 @@ def layout_lines(owners: Mapping[str, Sequence[int]], keys: KeySpace) -> list[st
             "or choose another shard count (a migration; see docs/cluster.md)"
         )
     return lines
-
-
-def _stored_shards(client: Any, prefix: str) -> int | None:
-    raw = client.hget(f"{prefix}:meta", "shards")
-    return int(raw) if raw is not None else None
-
-
-def run_layout(url: str, prefix: str, shards: int | None) -> int:
-    """Print the layout of the store ``prefix`` on the cluster at ``url``."""
-    client = client_from_url(url, cluster=True)
-    try:
-        count = shards or _stored_shards(client, prefix) or 16
-        keys = KeySpace(prefix, count)
-        lines = layout_lines(shard_owners(client, keys), keys)
-    finally:
-        client.close()
-    print("\n".join(lines))
-    return 0
-
-
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``cluster-layout`` to the CLI."""
-    parser = commands.add_parser(
-        "cluster-layout", help="show which Redis Cluster primary serves each shard"
-    )
-    parser.add_argument(
-        "--redis-url",
-        required=True,
-        help="any node of the cluster (redis:// or redis+cluster://)",
-    )
-    parser.add_argument("--prefix", default="rac", help="the store's key prefix (default rac)")
-    parser.add_argument(
-        "--shards",
-        type=int,
-        help="shard count to show (default: the one the store recorded, else 16)",
-    )
-    parser.set_defaults(run=lambda args: run_layout(args.redis_url, args.prefix, args.shards))

@@ -31,6 +31,11 @@ from .validation import (
 )
 
 Arg = str | bytes | int
+DEFAULT_FINDINGS_MAXLEN = 10_000
+"""Default bound of each shard's findings stream (approximate ``XADD MAXLEN ~``)."""
+MAX_SWEEP_MARKS = 1000
+"""Most expectations one ``sweep_run`` call marks MISSING (its work per call is bounded)."""
+DEFAULT_SWEEP_MARKS = MAX_SWEEP_MARKS
 _OUTCOMES = (AckOutcome.RECORDED, AckOutcome.DUPLICATE, AckOutcome.DRIFT, AckOutcome.LATE)
 
 
@@ -42,6 +47,18 @@ class ScriptCall:
     keys: Sequence[str]
     args: Sequence[Arg]
     operation: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommandCall:
+    """Plain commands sent together (one non-transactional pipeline); replies in order."""
+
+    commands: Sequence[Sequence[Arg]]
+    operation: str
+
+
+Call = ScriptCall | CommandCall
+"""Anything a store's ``execute`` sends."""
 
 
 @dataclass(frozen=True)
@@ -130,14 +147,33 @@ def ms_to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
 
-class StoreCore:
-    """Builds every call of a store with one key space and TTL."""
+def positive_int(value: object, what: str) -> int:
+    """``value`` when it is an int > 0; InvalidInputError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidInputError(f"{what} must be a positive int: {value!r:.80}")
+    return value
 
-    def __init__(self, keyspace: KeySpace, ttl_seconds: int) -> None:
-        if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
-            raise InvalidInputError(f"ttl_seconds must be a positive int: {ttl_seconds!r}")
+
+def sweep_marks(limit: object) -> int:
+    """``limit`` when it is a valid number of marks for one ``sweep_run`` call."""
+    marks = positive_int(limit, "marks limit")
+    if marks > MAX_SWEEP_MARKS:
+        raise InvalidInputError(f"marks limit must be at most {MAX_SWEEP_MARKS}: {marks}")
+    return marks
+
+
+class StoreCore:
+    """Builds every call of a store with one key space, TTL and findings-stream bound."""
+
+    def __init__(
+        self,
+        keyspace: KeySpace,
+        ttl_seconds: int,
+        findings_maxlen: int = DEFAULT_FINDINGS_MAXLEN,
+    ) -> None:
         self.keys = keyspace
-        self.ttl_seconds = ttl_seconds
+        self.ttl_seconds = positive_int(ttl_seconds, "ttl_seconds")
+        self.findings_maxlen = positive_int(findings_maxlen, "findings_maxlen")
         self._ttl_ms = ttl_seconds * 1000
 
     # -- start-up -----------------------------------------------------------------
@@ -158,6 +194,7 @@ class StoreCore:
         for exp in batch:
             key = check_expectation(run, exp)
             args += (key, exp.deadline_ms, codec.encode(exp))
+        args.append(self.findings_maxlen)
         return ScriptCall("add_expectations", self.keys.for_run(run), args, "add_expectations")
 
     def add_ack(self, run_id: uuid.UUID | str, ack: DomainAck) -> ScriptCall:
@@ -165,7 +202,7 @@ class StoreCore:
         run = canonical_run_id(run_id)
         key = check_ack(run, ack)
         payload = codec.encode(ack)
-        args = (self._ttl_ms, 1, run, 1, ack.id.bytes, key, _ok(ack), payload)
+        args = (self._ttl_ms, 1, run, 1, ack.id.bytes, key, _ok(ack), payload, self.findings_maxlen)
         return ScriptCall("add_acks", self.keys.for_run(run), args, "add_ack")
 
     def add_acks(self, run_id: uuid.UUID | str, acks: Iterable[DomainAck]) -> ScriptCall:
@@ -176,6 +213,7 @@ class StoreCore:
         for ack in batch:
             key = check_ack(run, ack)
             args += (ack.id.bytes, key, _ok(ack), codec.encode(ack))
+        args.append(self.findings_maxlen)
         return ScriptCall("add_acks", self.keys.for_run(run), args, "add_acks")
 
     def update_status(
@@ -183,7 +221,8 @@ class StoreCore:
     ) -> ScriptCall:
         """Move one expectation along the state machine."""
         run = canonical_run_id(run_id)
-        args = (self._ttl_ms, run, action_key(domain, action), check_status(status).value)
+        key = action_key(domain, action)
+        args = (self._ttl_ms, run, key, check_status(status).value, self.findings_maxlen)
         return ScriptCall(
             "update_status", self.keys.for_run(run), args, "update_expectation_status"
         )
@@ -191,13 +230,77 @@ class StoreCore:
     def clear_run(self, run_id: uuid.UUID | str) -> ScriptCall:
         """Delete every key of one run and its index entry."""
         run = canonical_run_id(run_id)
-        return ScriptCall("clear_run", self.keys.for_run(run), (run,), "clear_run")
+        return ScriptCall("clear_run", self.keys.for_run(run)[:6], (run,), "clear_run")
+
+    def sweep_run(self, run_id: uuid.UUID | str, limit: int = DEFAULT_SWEEP_MARKS) -> ScriptCall:
+        """Mark one run's overdue PENDING expectations MISSING (at most ``limit``)."""
+        run = canonical_run_id(run_id)
+        args = (self._ttl_ms, run, sweep_marks(limit), self.findings_maxlen)
+        return ScriptCall("sweep_run", self.keys.for_run(run), args, "sweep")
+
+    def record_finding(
+        self, run_id: uuid.UUID | str, kind: str, fields: Sequence[tuple[str, str]]
+    ) -> ScriptCall:
+        """Append a STALE or INCOMPLETE verdict to the run's shard stream."""
+        run = canonical_run_id(run_id)
+        if kind not in ("STALE", "INCOMPLETE"):
+            raise InvalidInputError(f"a recorded finding is STALE or INCOMPLETE, not {kind!r}")
+        args: list[Arg] = [self.findings_maxlen, kind, run]
+        for name, value in fields:
+            args += (name, value)
+        keys = (self.keys.for_run(run).findings,)
+        return ScriptCall("record_finding", keys, args, "record_finding")
 
     # -- reads ----------------------------------------------------------------------
     def read_expectations(self, run_id: uuid.UUID | str) -> ScriptCall:
         """A consistent snapshot of one run's expectations and statuses."""
         keys = self.keys.for_run(canonical_run_id(run_id))
         return ScriptCall("read_expectations", keys[1:3], (), "get_expectations")
+
+    def read_run(self, run_id: uuid.UUID | str) -> ScriptCall:
+        """A consistent snapshot of one run for the reconciler (with server time)."""
+        keys = self.keys.for_run(canonical_run_id(run_id))
+        return ScriptCall("read_run", keys[1:5], (), "reconcile")
+
+    def server_time(self) -> CommandCall:
+        """The server's clock (``TIME``)."""
+        return CommandCall((("TIME",),), "server_time")
+
+    def pending_runs(self, before_ms: int | None, limit: int, operation: str) -> CommandCall:
+        """Each shard's runs due before ``before_ms`` (all if None), earliest first."""
+        positive_int(limit, "limit")
+        before = "+inf" if before_ms is None else f"({before_ms}"
+        commands = [
+            ("ZRANGEBYSCORE", key, "-inf", before, "WITHSCORES", "LIMIT", 0, limit)
+            for key in self.keys.all_pending()
+        ]
+        return CommandCall(commands, operation)
+
+    def findings_tail(self) -> CommandCall:
+        """The last entry of every shard's findings stream (to start reading after it)."""
+        commands = [("XREVRANGE", key, "+", "-", "COUNT", 1) for key in self.keys.all_findings()]
+        return CommandCall(commands, "iter_findings")
+
+    def read_findings(
+        self, after: Sequence[str], count: int, block_ms: int | None, per_shard: bool = False
+    ) -> CommandCall:
+        """One ``XREAD`` of every shard's stream after the ids in ``after`` (shard order).
+
+        ``per_shard`` (a Redis Cluster, where one command's keys must share a slot):
+        one non-blocking ``XREAD`` per shard instead, ``block_ms`` ignored.
+        """
+        keys = self.keys.all_findings()
+        if len(after) != len(keys):
+            raise InvalidInputError(f"need one stream id per shard ({len(keys)})")
+        command: list[Arg] = ["XREAD", "COUNT", positive_int(count, "count")]
+        if per_shard:
+            reads = [
+                (*command, "STREAMS", key, last) for key, last in zip(keys, after, strict=True)
+            ]
+            return CommandCall(reads, "iter_findings")
+        if block_ms is not None:
+            command += ("BLOCK", positive_int(block_ms, "block_ms"))
+        return CommandCall((tuple([*command, "STREAMS", *keys, *after]),), "iter_findings")
 
     def acks_key(self, run_id: uuid.UUID | str) -> str:
         """The list of a run's encoded acks."""

@@ -3,7 +3,8 @@
 Several runs declare the standard expectations; workers (threads on the
 embedded default, processes on a real Redis) ack the actions; one action fails,
 one never arrives, and one ack answers nothing that was expected. The demo then
-prints each run's expectations and what is missing, failed or drift.
+runs the deadline sweep and the reconciler, and prints each run's expectations,
+its verdict and its findings, and what the findings stream received.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import multiprocessing
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .models import AuditStatus, create_domain_ack, create_run_expectations
+from .models import create_domain_ack, create_run_expectations
+from .reconciler import AuditReconciler
 from .store import AuditStore
 
 RUN_TIMEOUT_MS = 1500
@@ -86,37 +89,37 @@ def run_workers(store: AuditStore, jobs: Sequence[Job], workers: int, url: str |
             raise SystemExit(f"a worker process failed with exit code {p.exitcode}")
 
 
-def report(store: AuditStore, run_id: str) -> list[str]:
-    """Lines describing one run: each expectation's status and the findings."""
+def report(reconciler: AuditReconciler, run_id: str) -> list[str]:
+    """Lines describing one run: each expectation's status, then the reconciler's findings."""
+    store = reconciler.store
     expectations = store.get_expectations(run_id)
-    acks = store.get_acks(run_id)
-    expected = {e.key() for e in expectations}
-    lines = [f"run {run_id}  ({len(expectations)} expected, {len(acks)} acks)"]
+    errors = {a.key(): a.error for a in store.get_acks(run_id) if not a.is_success}
+    result = reconciler.reconcile(run_id)
+    lines = [
+        f"run {run_id}  {result.status.value}"
+        f"  ({result.expectations_count} expected, {result.acks_count} acks)"
+    ]
     for exp in expectations:
         domain, action = exp.key()
         late = " (late)" if exp.late else ""
         lines.append(f"  {domain + '/' + action:<32} {exp.status.value}{late}")
-    missing = [
-        e.key() for e in expectations if e.status in (AuditStatus.PENDING, AuditStatus.MISSING)
-    ]
-    failed = {a.key(): a.error for a in acks if not a.is_success and a.key() in expected}
-    drift = sorted({a.key() for a in acks} - expected)
-    for domain, action in missing:
+    for domain, action in result.missing_actions:
         lines.append(f"  MISSING  {domain}/{action}: never acked before its deadline")
-    for (domain, action), error in failed.items():
-        status = next(e.status for e in expectations if e.key() == (domain, action))
-        if status is AuditStatus.FAILED:
-            lines.append(f"  FAILED   {domain}/{action}: {error}")
-    for domain, action in drift:
+    for domain, action in result.failed_actions:
+        lines.append(f"  FAILED   {domain}/{action}: {errors.get((domain, action))}")
+    for domain, action in result.drift_actions:
         lines.append(f"  DRIFT    {domain}/{action}: acked, never expected")
-    if len(lines) == 1 + len(expectations):
+    if result.stale_run:
+        lines.append("  STALE    the run never reported finalize_run")
+    if result.is_clean:
         lines.append("  clean: every expected action was acked")
     return lines
 
 
 def run_demo(url: str | None, runs: int, workers: int) -> int:
-    """Run the orchestration and print the report; 0 on success."""
+    """Run the orchestration, sweep, reconcile and print the report; 0 on success."""
     store = AuditStore.from_url(url, prefix="racdemo") if url else AuditStore()
+    reconciler = AuditReconciler(store)
     mode = store.durability_mode.value
     print(f"rac-store demo: {runs} runs, {workers} workers, store mode {mode}")
     run_ids = [str(uuid.uuid4()) for _ in range(max(runs, 3))]
@@ -126,12 +129,20 @@ def run_demo(url: str | None, runs: int, workers: int) -> int:
         )
     run_workers(store, plan_jobs(run_ids), workers, url)
     time.sleep((RUN_TIMEOUT_MS + GRACE_MS) / 1000 + 0.05)  # let every deadline pass
+    swept = reconciler.sweep()
+    print(
+        f"\ndeadline sweep: {swept.runs_swept} overdue run(s),"
+        f" {len(swept.missing)} expectation(s) marked MISSING"
+    )
     for run_id in run_ids:
         print()
-        print("\n".join(report(store, run_id)))
+        print("\n".join(report(reconciler, run_id)))
+    kinds = Counter(f.type.value for f in reconciler.iter_findings())
+    print(f"\nfindings stream: {', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}")
     if url:
         for run_id in run_ids:
             store.clear_run(run_id)
+        store.client.delete(*store.core.keys.all_findings())
     store.close()
     return 0
 

@@ -21,6 +21,10 @@ class InvalidInputError(RACStoreError, ValueError):
     """An argument was rejected before anything was written."""
 
 
+class RunNotFoundError(RACStoreError, LookupError):
+    """The store holds no data of the run (never written, cleared or expired)."""
+
+
 class InvalidTransitionError(RACStoreError):
     """The status state machine forbids the requested move; nothing changed."""
 

@@ -1,7 +1,8 @@
 """Key layout: which Redis keys hold a run, and which shard a run lives on.
 
-Every key of one run, and the pending index of its shard, share the hash tag
-``{shard}``, so one script touches one Redis Cluster slot.
+Every key of one run, the pending index of its shard and the shard's findings
+stream share the hash tag ``{shard}``, so one script touches one Redis Cluster
+slot.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ MAX_SHARDS = 16384
 
 
 class RunKeys(tuple[str, ...]):
-    """The six keys one run's scripts take: pending index, exp, st, due, acks, ackid."""
+    """The keys one run's scripts take: pending index, exp, st, due, acks, ackid, findings."""
 
     __slots__ = ()
 
@@ -30,7 +31,12 @@ class RunKeys(tuple[str, ...]):
     @property
     def run_keys(self) -> tuple[str, ...]:
         """The run's own five keys, in script order."""
-        return self[1:]
+        return self[1:6]
+
+    @property
+    def findings(self) -> str:
+        """The findings stream of the run's shard."""
+        return self[6]
 
 
 class KeySpace:
@@ -61,6 +67,14 @@ class KeySpace:
         """The pending index of every shard, in shard order."""
         return [self.pending(shard) for shard in range(self.shards)]
 
+    def findings(self, shard: int) -> str:
+        """The findings stream of one shard."""
+        return f"{self.prefix}:{{{shard}}}:findings"
+
+    def all_findings(self) -> list[str]:
+        """The findings stream of every shard, in shard order."""
+        return [self.findings(shard) for shard in range(self.shards)]
+
     def _build_run_keys(self, run_id: str) -> RunKeys:
         base = f"{self.prefix}:{{{self.shard_of(run_id)}}}:"
         return RunKeys(
@@ -71,5 +85,6 @@ class KeySpace:
                 f"{base}due:{run_id}",
                 f"{base}acks:{run_id}",
                 f"{base}ackid:{run_id}",
+                base + "findings",
             )
         )

@@ -70,11 +70,31 @@ class AckOutcome(str, Enum):
 
 
 class ReconciliationStatus(str, Enum):
-    """Overall verdict on one run."""
+    """Overall verdict on one run (precedence: STALE > INCOMPLETE > IN_PROGRESS > COMPLETE)."""
 
     COMPLETE = "COMPLETE"
+    """Every expectation ACKED, no drift: the contract is met."""
     INCOMPLETE = "INCOMPLETE"
+    """Something is missing, failed or drift (and the liveness check was acked)."""
     STALE = "STALE"
+    """The ``finalize_run`` liveness expectation is missing: the run never finished."""
+    IN_PROGRESS = "IN_PROGRESS"
+    """No finding yet, but expectations are still PENDING before their deadline."""
+
+
+class FindingType(str, Enum):
+    """The kind of an event in a shard's findings stream (see docs/reconciler.md)."""
+
+    MISSING = "MISSING"
+    """An expectation was marked MISSING (by the sweep or by hand)."""
+    EXPIRED = "EXPIRED"
+    """A run in the pending index had lost its keys (TTL); the sweep removed it."""
+    COMPLETE = "COMPLETE"
+    """A run became clean: nothing PENDING, FAILED or MISSING, no drift."""
+    INCOMPLETE = "INCOMPLETE"
+    """A reconciliation found missing, failed or drift actions."""
+    STALE = "STALE"
+    """A reconciliation found the run's liveness expectation missing."""
 
 
 def _text(value: str) -> str:
@@ -155,6 +175,10 @@ class ReconciliationResult(msgspec.Struct, kw_only=True):
     expectations_count: int = 0
     acks_count: int = 0
     reconciled_at: datetime = msgspec.field(default_factory=utc_now)
+    pending_actions: list[ActionKey] = msgspec.field(default_factory=list)
+    """Expectations still PENDING before their deadline (not findings)."""
+    late_actions: list[ActionKey] = msgspec.field(default_factory=list)
+    """Expectations acked after their deadline (not findings: they did arrive)."""
 
     @property
     def is_clean(self) -> bool:
@@ -172,6 +196,75 @@ class ReconciliationResult(msgspec.Struct, kw_only=True):
     def has_drift(self) -> bool:
         """True when at least one ack matched no expectation."""
         return bool(self.drift_actions)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain builtins, for JSON output."""
+        return _to_dict(self)
+
+
+class Finding(msgspec.Struct, kw_only=True, frozen=True):
+    """One event of a shard's findings stream, or one result of a sweep.
+
+    ``details`` holds the event's other fields as text (the counts and action
+    lists of INCOMPLETE and STALE events); ``stream_id`` and ``shard`` say where
+    the event is in the streams.
+    """
+
+    type: FindingType
+    run_id: str
+    at_ms: int
+    source: str
+    domain: str | None = None
+    action: str | None = None
+    due_ms: int | None = None
+    details: dict[str, str] = msgspec.field(default_factory=dict)
+    shard: int | None = None
+    stream_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain builtins, for JSON output."""
+        return _to_dict(self)
+
+
+class SweepReport(msgspec.Struct, kw_only=True):
+    """What one ``sweep`` call did: the findings, and whether more runs are due."""
+
+    now_ms: int
+    runs_swept: int
+    findings: list[Finding] = msgspec.field(default_factory=list)
+    more_due: bool = False
+    """True when the limit cut the work short: call ``sweep`` again."""
+
+    @property
+    def missing(self) -> list[Finding]:
+        """The MISSING marks."""
+        return [f for f in self.findings if f.type is FindingType.MISSING]
+
+    @property
+    def expired(self) -> list[Finding]:
+        """The runs found expired (removed from the pending index)."""
+        return [f for f in self.findings if f.type is FindingType.EXPIRED]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain builtins, for JSON output."""
+        return _to_dict(self)
+
+
+class PendingRun(msgspec.Struct, frozen=True):
+    """A run in a pending index, with its earliest PENDING due time (server clock)."""
+
+    run_id: str
+    due_ms: int
+    shard: int
+
+
+class PendingReport(msgspec.Struct, kw_only=True):
+    """Runs of the pending indexes, earliest due first, at server time ``now_ms``."""
+
+    now_ms: int
+    runs: list[PendingRun] = msgspec.field(default_factory=list)
+    more: bool = False
+    """True when the limit cut the list short."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain builtins, for JSON output."""

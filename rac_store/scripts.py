@@ -25,6 +25,9 @@ SCRIPT_NAMES = (
     "clear_run",
     "read_expectations",
     "init_meta",
+    "read_run",
+    "sweep_run",
+    "record_finding",
 )
 
 _INCLUDE = re.compile(r'^-- @include "([a-z_]+)"\s*$', re.MULTILINE)

@@ -14,9 +14,10 @@ from redis.exceptions import RedisClusterException
 
 from . import core
 from .connect import client_from_url, is_cluster
-from .core import RetryPolicy, ScriptCall
+from .core import DEFAULT_FINDINGS_MAXLEN, Call, CommandCall, RetryPolicy, ScriptCall
 from .embedded import create_embedded_client
 from .errors import map_redis_error
+from .metrics import MetricsOption
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .routing import ClusterRouter
 from .store_base import StoreBase
@@ -28,7 +29,8 @@ class AuditStore(StoreBase):
     With no ``redis_client`` the environment decides (see
     :mod:`rac_store.durability`): ``RAC_REDIS_URL`` connects to Redis, and
     otherwise, in ``AOS_MODE=local``, the same scripts run on an embedded
-    in-process server.
+    in-process server. ``findings_maxlen`` bounds each shard's findings stream;
+    ``metrics`` counts acks (see :mod:`rac_store.metrics`; ``False`` for none).
 
     ``redis_client`` may be a ``redis.Redis``, a ``redis.cluster.RedisCluster``
     (every call touches one hash slot; see docs/cluster.md) or a fakeredis client.
@@ -42,6 +44,8 @@ class AuditStore(StoreBase):
         ttl_seconds: int = 3600,
         shards: int = 16,
         retry: RetryPolicy | None = None,
+        findings_maxlen: int = DEFAULT_FINDINGS_MAXLEN,
+        metrics: MetricsOption = None,
     ) -> None:
         super().__init__(
             redis_client,
@@ -51,6 +55,8 @@ class AuditStore(StoreBase):
             ttl_seconds=ttl_seconds,
             shards=shards,
             retry=retry,
+            findings_maxlen=findings_maxlen,
+            metrics=metrics,
         )
         self._router = ClusterRouter()
         self._call(self._core.init_meta())
@@ -73,11 +79,17 @@ class AuditStore(StoreBase):
 
     def add_ack(self, run_id: uuid.UUID | str, ack: DomainAck) -> AckOutcome:
         """Record one ack: recorded, duplicate, drift or late."""
-        return core.parse_outcomes(self._call(self._core.add_ack(run_id, ack)))[0]
+        outcomes = core.parse_outcomes(self._call(self._core.add_ack(run_id, ack)))
+        if self._metrics is not None:
+            self._metrics.observe_acks(outcomes)
+        return outcomes[0]
 
     def add_acks(self, run_id: uuid.UUID | str, acks: Iterable[DomainAck]) -> list[AckOutcome]:
         """Record many acks of one run in one call; one outcome per ack, in order."""
-        return core.parse_outcomes(self._call(self._core.add_acks(run_id, acks)))
+        outcomes = core.parse_outcomes(self._call(self._core.add_acks(run_id, acks)))
+        if self._metrics is not None:
+            self._metrics.observe_acks(outcomes)
+        return outcomes
 
     def update_expectation_status(
         self, run_id: uuid.UUID | str, domain: str, action: str, status: AuditStatus | str
@@ -129,6 +141,22 @@ class AuditStore(StoreBase):
         return core.parse_server_time(self._read("server_time_ms", self._client.time))
 
     # -- I/O --------------------------------------------------------------------------
+    def execute(self, call: Call) -> Any:
+        """Send one call built by the sans-I/O core; the raw reply (a list for commands).
+
+        The low-level hook the reconciler uses: same retries and error mapping as
+        every other method.
+        """
+        if isinstance(call, CommandCall):
+            return self._read(call.operation, lambda: self._pipeline(call))
+        return self._call(call)
+
+    def _pipeline(self, call: CommandCall) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        for command in call.commands:
+            pipe.execute_command(*command)
+        return list(pipe.execute())
+
     def _call(self, call: ScriptCall) -> Any:
         script = self._scripts[call.script]
         client = self._client

@@ -10,14 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .core import RetryPolicy, StoreCore
+from .core import DEFAULT_FINDINGS_MAXLEN, RetryPolicy, StoreCore
 from .durability import StoreDurabilityMode, choose_client
 from .keys import KeySpace
+from .metrics import MetricsOption, resolve_metrics
 from .scripts import register_scripts
 
 
 class StoreBase:
-    """Client, durability mode, sans-I/O core, retry policy and scripts of one store."""
+    """Client, durability mode, sans-I/O core, retry policy, scripts and metrics of one store.
+
+    ``findings_maxlen`` bounds each shard's findings stream; ``metrics`` counts
+    acks (see :mod:`rac_store.metrics`; ``False`` for none).
+    """
 
     def __init__(
         self,
@@ -29,9 +34,12 @@ class StoreBase:
         ttl_seconds: int,
         shards: int,
         retry: RetryPolicy | None,
+        findings_maxlen: int = DEFAULT_FINDINGS_MAXLEN,
+        metrics: MetricsOption = None,
     ) -> None:
         self._client, self._mode = choose_client(redis_client, connect, embedded)
-        self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds)
+        self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds, findings_maxlen)
+        self._metrics = resolve_metrics(metrics)
         self._retry = retry or RetryPolicy()
         self._scripts: dict[str, Any] = register_scripts(self._client)
 

@@ -389,7 +389,8 @@ def test_other_encodings_use_redis_pys_packer(any_server: Any) -> None:
         client = async_client(any_server, encoding="latin-1")
         async with AsyncAuditStore(client, autopipeline=autopipeline) as store:
             await store.add_ack(run, DomainAck(run, "dömain", action))
-            return sorted(await client.hkeys(f"rac:{{{_shard(run)}}}:st:{run}"))
+            keys = await client.hkeys(f"rac:{{{_shard(run)}}}:st:{run}")
+            return sorted(k for k in keys if b"|" in k)  # not the "#issues" counter
 
     assert asyncio.run(fields(False, "plain")) == ["dömain|plain".encode("latin-1")]
     assert asyncio.run(fields(True, "piped")) == sorted(

@@ -28,15 +28,17 @@ def test_groups_by_shard_then_run_and_names_each_outcomes_owner() -> None:
     assert [m.call.keys[0] for m in merged] == ["rac:{1}:pending", "rac:{2}:pending"]
     first, second = merged
     assert list(first.call.keys[1:]) == [
-        *CORE.keys.for_run(str(a))[1:],
-        *CORE.keys.for_run(str(b))[1:],
+        *CORE.keys.for_run(str(a)).run_keys,
+        *CORE.keys.for_run(str(b)).run_keys,
+        "rac:{1}:findings",  # the shard's findings stream comes last
     ]
     assert first.owners == [0, 3, 2]  # run a's acks in order, then run b's
     args = first.call.args
     assert args[:4] == [3_600_000, 2, str(a), 2]
     assert args[4] == acks[0].id.bytes and args[8] == acks[3].id.bytes
     assert args[12:14] == [str(b), 1]
-    assert len(args) == 2 + 2 * 2 + 4 * 3
+    assert args[-1] == CORE.findings_maxlen  # so does the stream's bound
+    assert len(args) == 2 + 2 * 2 + 4 * 3 + 1
     assert second.owners == [1]
     assert first.call.operation == "add_ack"
 
@@ -62,6 +64,14 @@ def test_refuses_what_does_not_merge() -> None:
             [
                 CORE.add_ack(run, DomainAck(run, "d", "a")),
                 other.add_ack(run, DomainAck(run, "d", "b")),
+            ]
+        )
+    bounded = StoreCore(KeySpace("rac", 16), 3600, findings_maxlen=5)
+    with pytest.raises(ValueError, match="stream bounds"):
+        merge_ack_calls(
+            [
+                CORE.add_ack(run, DomainAck(run, "d", "a")),
+                bounded.add_ack(run, DomainAck(run, "d", "b")),
             ]
         )
     assert merge_ack_calls([]) == []

@@ -1,0 +1,39 @@
+#!lua
+--[[
+  record_finding: append a reconciliation verdict to the shard's findings stream.
+
+  The reconciler reads a run, decides it is STALE or INCOMPLETE, and records
+  that here, so that alerting can subscribe to the stream instead of polling.
+  The event's time is server time.
+
+  KEYS[1]  P:{s}:findings  stream  findings events of the run's shard
+
+  ARGV[1]  findings stream bound (whole number > 0; approximate MAXLEN)
+  ARGV[2]  event type: STALE | INCOMPLETE
+  ARGV[3]  run_id
+  ARGV[4..] further fields as name, value pairs (names must not be type,
+           run_id, at_ms or source)
+
+  Reply    the event's stream id.
+  Errors   "RAC_BADARG <what>" when an argument is malformed; nothing is written.
+]]
+-- @include "common"
+
+local TYPES = { STALE = true, INCOMPLETE = true }
+local RESERVED = { type = true, run_id = true, at_ms = true, source = true }
+
+if #KEYS ~= 1 or #ARGV < 3 or #ARGV % 2 ~= 1 then
+  return redis.error_reply('RAC_BADARG expected 1 key and 3 + 2k arguments')
+end
+local maxlen = whole(ARGV[1])
+if maxlen == nil or maxlen == 0 then return redis.error_reply('RAC_BADARG findings maxlen') end
+if not TYPES[ARGV[2]] then return redis.error_reply('RAC_BADARG event type') end
+if ARGV[3] == '' then return redis.error_reply('RAC_BADARG run_id') end
+local fields = { 'type', ARGV[2], 'run_id', ARGV[3], 'at_ms', string.format('%d', now_ms()),
+  'source', 'reconcile' }
+for i = 4, #ARGV, 2 do
+  if ARGV[i] == '' or RESERVED[ARGV[i]] then return redis.error_reply('RAC_BADARG field name') end
+  fields[#fields + 1] = ARGV[i]
+  fields[#fields + 1] = ARGV[i + 1]
+end
+return emit(KEYS[1], maxlen, unpack_all(fields))

@@ -1,0 +1,88 @@
+#!lua
+--[[
+  sweep_run: the deadline sweep of one run.
+
+  Marks every PENDING expectation of the run whose due time has passed
+  (server time > due) MISSING (at most `limit` of them per call, earliest first),
+  takes them out of the due set, re-scores the run in the shard's pending index
+  (or removes it when nothing is PENDING any more) and appends one MISSING
+  event per mark to the shard's findings stream.
+  A run that is in the index but whose keys are gone (expired) is removed from
+  the index and reported by an EXPIRED event: that too is an audit finding.
+  Running it twice marks nothing twice: a marked expectation is no longer due.
+
+  KEYS[1]  P:{s}:pending     zset    run_id -> earliest PENDING due (ms)
+  KEYS[2]  P:{s}:exp:<run>   hash    "domain|action" -> encoded expectation
+  KEYS[3]  P:{s}:st:<run>    hash    "domain|action" -> "STATUS|acked_at_ms|late"
+  KEYS[4]  P:{s}:due:<run>   zset    PENDING "domain|action" -> due (ms)
+  KEYS[5]  P:{s}:acks:<run>  list    (TTL refresh only)
+  KEYS[6]  P:{s}:ackid:<run> hash    (TTL refresh only)
+  KEYS[7]  P:{s}:findings    stream  findings events of the shard
+
+  ARGV[1]  ttl_ms of every run key (whole number > 0)
+  ARGV[2]  run_id (member of the pending index)
+  ARGV[3]  limit: most expectations marked by this call (whole number 1..1000)
+  ARGV[4]  findings stream bound (whole number > 0; approximate MAXLEN)
+
+  Reply    { state, now_ms, next_due, ... }
+           state 0 (swept): next_due is the run's score left in the index, or
+             -1 when it left the index; then per mark: key, due_ms, event id
+           state 1 (expired): next_due is the score the run had in the index;
+             then the EXPIRED event id
+           state 2 (unknown): no keys and not in the index; nothing written
+  Errors   "RAC_BADARG <what>" when an argument is malformed; nothing is written.
+]]
+-- @include "common"
+
+if #KEYS ~= 7 or #ARGV ~= 4 then return redis.error_reply('RAC_BADARG expected 7 keys and 4 arguments') end
+local ttl_ms, run_id, limit, maxlen = whole(ARGV[1]), ARGV[2], whole(ARGV[3]), whole(ARGV[4])
+if ttl_ms == nil or ttl_ms == 0 then return redis.error_reply('RAC_BADARG ttl_ms') end
+if run_id == '' then return redis.error_reply('RAC_BADARG run_id') end
+if limit == nil or limit == 0 or limit > 1000 then return redis.error_reply('RAC_BADARG limit') end
+if maxlen == nil or maxlen == 0 then return redis.error_reply('RAC_BADARG findings maxlen') end
+
+local now = now_ms()
+local at = string.format('%d', now)
+
+if redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4]) == 0 then
+  local score = redis.call('ZSCORE', KEYS[1], run_id)
+  if not score then return { 2, now, -1 } end
+  redis.call('ZREM', KEYS[1], run_id)
+  local id = emit(KEYS[7], maxlen, 'type', 'EXPIRED', 'run_id', run_id, 'at_ms', at,
+    'source', 'sweep', 'due_ms', score)
+  return { 1, now, tonumber(score), id }
+end
+
+-- Overdue means server time > due, as for a late ack in add_acks. The overdue
+-- keys are the lowest scores of the due set, so ZPOPMIN takes exactly them.
+local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. at, 'WITHSCORES', 'LIMIT', 0, limit)
+local reply = { 0, now, -1 }
+if #due > 0 then
+  local keys = {}
+  for i = 1, #due, 2 do keys[#keys + 1] = due[i] end
+  redis.call('ZPOPMIN', KEYS[4], #keys)
+  local records = redis.call('HMGET', KEYS[3], unpack_all(keys))
+  local marks = {}
+  for j, key in ipairs(keys) do
+    -- Only PENDING keys are ever due; the check keeps a broken invariant from spreading.
+    if records[j] and parse_status(records[j]) == 'PENDING' then
+      local due_ms = due[2 * j]
+      local domain, action = string.match(key, '^([^|]*)|(.*)$')
+      local id = emit(KEYS[7], maxlen, 'type', 'MISSING', 'run_id', run_id, 'at_ms', at,
+        'source', 'sweep', 'domain', domain, 'action', action, 'due_ms', due_ms)
+      marks[#marks + 1] = key
+      marks[#marks + 1] = status_record('MISSING', 0, 0)
+      reply[#reply + 1] = key
+      reply[#reply + 1] = tonumber(due_ms)
+      reply[#reply + 1] = id
+    end
+  end
+  if #marks > 0 then
+    redis.call('HSET', KEYS[3], unpack_all(marks))
+    add_issues(KEYS[3], #marks / 2)
+    refresh_ttl(2, 5, ttl_ms)
+  end
+end
+local gone, score = reindex_run(KEYS[1], KEYS[4], run_id)
+if not gone then reply[3] = tonumber(score) end
+return reply

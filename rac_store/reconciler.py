@@ -1,0 +1,153 @@
+"""AuditReconciler: findings of runs, the deadline sweep and the findings stream (sync).
+
+The logic lives in :mod:`rac_store.reconcile_core` (sans-I/O steps); this class
+only drives the steps with a store's ``execute``.
+:class:`~rac_store.reconciler_async.AsyncAuditReconciler` is its asyncio twin.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+from . import reconcile_core as rc
+from .connect import is_cluster
+from .core import DEFAULT_SWEEP_MARKS, Call, StoreCore
+from .findings import FindingsCursor, Since
+from .metrics import Metrics, MetricsOption, resolve_metrics
+from .models import AuditExpectation, Finding, PendingReport, ReconciliationResult, SweepReport
+from .store import AuditStore, get_audit_store
+
+
+class ReconcilerStore(Protocol):
+    """What a reconciler needs of a store: its sans-I/O core and ``execute``."""
+
+    @property
+    def core(self) -> StoreCore:
+        """Key space, TTL and call builders."""
+
+    def execute(self, call: Call) -> Any:
+        """Send one call; the raw reply."""
+
+
+class ReconcilerBase:
+    """State and metrics shared by the sync and the asyncio reconciler."""
+
+    def __init__(self, store: Any, metrics: MetricsOption) -> None:
+        self._store = store
+        self._core: StoreCore = store.core
+        self._metrics: Metrics | None = resolve_metrics(metrics)
+
+    @property
+    def store(self) -> Any:
+        """The store this reconciler reads and sweeps."""
+        return self._store
+
+    def _cursor(self, since: Since) -> FindingsCursor:
+        """A findings cursor; one read per shard on a Redis Cluster."""
+        return FindingsCursor(self._core, since, is_cluster(getattr(self._store, "client", None)))
+
+    def _observed(self, result: ReconciliationResult, started: float) -> ReconciliationResult:
+        if self._metrics is not None:
+            self._metrics.observe_reconciliation(result, time.perf_counter() - started)
+        return result
+
+
+class AuditReconciler(ReconcilerBase):
+    """Turns a store's expectations and acks into findings (see docs/reconciler.md)."""
+
+    def __init__(
+        self, store: AuditStore | ReconcilerStore | None = None, *, metrics: MetricsOption = None
+    ) -> None:
+        super().__init__(store if store is not None else get_audit_store(), metrics)
+
+    def _run(self, steps: rc.Steps[rc.T]) -> rc.T:
+        return rc.run_steps(steps, self._store.execute)
+
+    def reconcile(self, run_id: uuid.UUID | str, *, record: bool = True) -> ReconciliationResult:
+        """The run's verdict and findings (RunNotFoundError for an unknown run).
+
+        A STALE or INCOMPLETE verdict is appended to the findings stream unless
+        ``record`` is False. Nothing else is written: an overdue PENDING
+        expectation counts as missing here, and only the sweep marks it MISSING.
+        """
+        started = time.perf_counter()
+        return self._observed(self._run(rc.reconcile_steps(self._core, run_id, record)), started)
+
+    def snapshot(self, run_id: uuid.UUID | str) -> rc.RunSnapshot:
+        """One consistent read of the run (expectations, due times, drift, server time)."""
+        return self._run(rc.snapshot_steps(self._core, run_id))
+
+    def pending(self, *, due_only: bool = False, limit: int = 100) -> PendingReport:
+        """Runs in the pending indexes, earliest due first; only overdue ones with ``due_only``."""
+        return self._run(rc.pending_steps(self._core, due_only, limit))
+
+    def check_deadline_violations(self, run_id: uuid.UUID | str) -> list[AuditExpectation]:
+        """Expectations that missed their deadline: MISSING, PENDING past due, or acked late."""
+        return self._run(rc.violations_steps(self._core, run_id))
+
+    def get_run_audit_summary(self, run_id: uuid.UUID | str) -> dict[str, Any]:
+        """Counts by status, next due time and the verdict of one run (nothing recorded)."""
+        return self._run(rc.summary_steps(self._core, run_id))
+
+    def sweep(self, *, limit: int = 1000, marks_per_run: int = DEFAULT_SWEEP_MARKS) -> SweepReport:
+        """Mark overdue expectations MISSING in at most ``limit`` due runs (one script each).
+
+        Runs are taken earliest-due first from every shard's pending index, by
+        server time; runs whose keys expired leave the index as EXPIRED findings.
+        ``more_due`` in the report says whether another call has work left.
+        """
+        return self._run(rc.sweep_steps(self._core, limit, marks_per_run))
+
+    def findings_positions(self) -> dict[int, str]:
+        """The last stream id of every shard: pass it as ``since`` to read what comes after."""
+        return self._run(rc.positions_steps(self._core))
+
+    def iter_findings(
+        self,
+        *,
+        since: Since = "0",
+        follow: bool = False,
+        count: int = 500,
+        block_ms: int = 1000,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Iterator[Finding]:
+        """Events of every shard's findings stream, oldest first.
+
+        ``since``: "0" (all the streams still hold), "$" (only events after the
+        first iteration) or an id per shard (see :meth:`findings_positions`).
+        Without ``follow`` the iterator ends when it has caught up; with it, it
+        waits (``XREAD BLOCK block_ms``) for more until ``should_stop()`` returns
+        True, checked at least every ``block_ms``.
+        """
+        cursor = self._cursor(since)
+        if cursor.needs_tail:
+            cursor.set_tail(self._store.execute(cursor.tail_call()))
+        while should_stop is None or not should_stop():
+            batch = cursor.feed(self._store.execute(cursor.next_call(count, block_ms, follow)))
+            yield from batch
+            if not batch:
+                if not follow:
+                    return
+                time.sleep(cursor.idle_pause(block_ms))
+
+
+_reconciler: AuditReconciler | None = None
+_reconciler_lock = threading.Lock()
+
+
+def get_audit_reconciler(store: AuditStore | None = None) -> AuditReconciler:
+    """The process-wide reconciler, over ``store`` or the process-wide store.
+
+    A new reconciler is made when the store it would use is not the one the
+    current reconciler has (for example after ``reset_audit_store``).
+    """
+    global _reconciler
+    target = store if store is not None else get_audit_store()
+    with _reconciler_lock:
+        if _reconciler is None or _reconciler.store is not target:
+            _reconciler = AuditReconciler(target)
+        return _reconciler

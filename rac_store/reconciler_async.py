@@ -1,0 +1,89 @@
+"""AsyncAuditReconciler: the asyncio twin of :class:`~rac_store.reconciler.AuditReconciler`.
+
+It drives the same sans-I/O steps (:mod:`rac_store.reconcile_core`) with an
+async store's ``execute`` coroutine; nothing of the logic is repeated here.
+Any store with a ``core`` and an ``async execute(call)`` will do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from . import reconcile_core as rc
+from .core import DEFAULT_SWEEP_MARKS
+from .findings import Since
+from .metrics import MetricsOption
+from .models import AuditExpectation, Finding, PendingReport, ReconciliationResult, SweepReport
+from .reconciler import ReconcilerBase
+
+
+class AsyncAuditReconciler(ReconcilerBase):
+    """Findings of runs, sweep and findings stream on an asyncio store."""
+
+    def __init__(self, store: Any, *, metrics: MetricsOption = None) -> None:
+        super().__init__(store, metrics)
+
+    async def _run(self, steps: rc.Steps[rc.T]) -> rc.T:
+        return await rc.run_steps_async(steps, self._store.execute)
+
+    async def reconcile(
+        self, run_id: uuid.UUID | str, *, record: bool = True
+    ) -> ReconciliationResult:
+        """See :meth:`AuditReconciler.reconcile`."""
+        started = time.perf_counter()
+        result = await self._run(rc.reconcile_steps(self._core, run_id, record))
+        return self._observed(result, started)
+
+    async def snapshot(self, run_id: uuid.UUID | str) -> rc.RunSnapshot:
+        """See :meth:`AuditReconciler.snapshot`."""
+        return await self._run(rc.snapshot_steps(self._core, run_id))
+
+    async def pending(self, *, due_only: bool = False, limit: int = 100) -> PendingReport:
+        """See :meth:`AuditReconciler.pending`."""
+        return await self._run(rc.pending_steps(self._core, due_only, limit))
+
+    async def check_deadline_violations(self, run_id: uuid.UUID | str) -> list[AuditExpectation]:
+        """See :meth:`AuditReconciler.check_deadline_violations`."""
+        return await self._run(rc.violations_steps(self._core, run_id))
+
+    async def get_run_audit_summary(self, run_id: uuid.UUID | str) -> dict[str, Any]:
+        """See :meth:`AuditReconciler.get_run_audit_summary`."""
+        return await self._run(rc.summary_steps(self._core, run_id))
+
+    async def sweep(
+        self, *, limit: int = 1000, marks_per_run: int = DEFAULT_SWEEP_MARKS
+    ) -> SweepReport:
+        """See :meth:`AuditReconciler.sweep`."""
+        return await self._run(rc.sweep_steps(self._core, limit, marks_per_run))
+
+    async def findings_positions(self) -> dict[int, str]:
+        """See :meth:`AuditReconciler.findings_positions`."""
+        return await self._run(rc.positions_steps(self._core))
+
+    async def iter_findings(
+        self,
+        *,
+        since: Since = "0",
+        follow: bool = False,
+        count: int = 500,
+        block_ms: int = 1000,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> AsyncIterator[Finding]:
+        """See :meth:`AuditReconciler.iter_findings`."""
+        cursor = self._cursor(since)
+        if cursor.needs_tail:
+            cursor.set_tail(await self._store.execute(cursor.tail_call()))
+        while should_stop is None or not should_stop():
+            batch = cursor.feed(
+                await self._store.execute(cursor.next_call(count, block_ms, follow))
+            )
+            for finding in batch:
+                yield finding
+            if not batch:
+                if not follow:
+                    return
+                await asyncio.sleep(cursor.idle_pause(block_ms))

@@ -1,0 +1,111 @@
+"""AsyncAuditReconciler on AsyncAuditStore gives exactly what the sync reconciler gives."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import fakeredis
+import pytest
+import redis.asyncio
+
+from rac_store import (
+    AsyncAuditReconciler,
+    AsyncAuditStore,
+    AuditStore,
+    FindingType,
+    InvalidInputError,
+    RunNotFoundError,
+)
+from rac_store.core import ScriptCall
+from rac_store.reconciler import AuditReconciler
+
+from .support.scenarios import PHASES, generate
+
+
+@pytest.fixture(params=["embedded", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The sync store writes, the async store reads the same server."""
+    return str(request.param)
+
+
+def _async_client(backend: str, raw_client: Any) -> Any:
+    if backend == "embedded":
+        return fakeredis.FakeAsyncRedis(
+            server=raw_client.connection_pool.connection_kwargs["server"]
+        )
+    kwargs = raw_client.connection_pool.connection_kwargs
+    return redis.asyncio.Redis(host=kwargs["host"], port=kwargs["port"])
+
+
+async def _collect(rec: AsyncAuditReconciler, plans: Any) -> dict[str, Any]:
+    swept = []
+    while True:
+        report = await rec.sweep(limit=25)
+        swept += report.findings
+        if not report.more_due:
+            break
+    stops = iter([False, True])
+    followed = [
+        e
+        async for e in rec.iter_findings(
+            since=await rec.findings_positions(),
+            follow=True,
+            block_ms=20,
+            should_stop=lambda: next(stops),
+        )
+    ]
+    with pytest.raises(RunNotFoundError):
+        await rec.reconcile("00000000-0000-4000-8000-000000000000")
+    return {
+        "swept": swept,
+        "results": {p.run_id: await rec.reconcile(p.run_id) for p in plans},
+        "violations": await rec.check_deadline_violations(plans[0].run_id),
+        "summary": await rec.get_run_audit_summary(plans[0].run_id),
+        "pending": await rec.pending(),
+        "events": [e async for e in rec.iter_findings()],
+        "followed": followed,
+    }
+
+
+def test_async_twin_matches_sync(store: AuditStore, raw_client: Any, backend: str) -> None:
+    plans = generate(60, seed=5)
+    for plan in plans:
+        store.add_acks(plan.run_id, plan.acks["early"])
+        store.add_expectations(plan.run_id, plan.expectations)
+        for phase in PHASES[1:3]:
+            if plan.acks[phase]:
+                store.add_acks(plan.run_id, plan.acks[phase])
+    time.sleep(0.005)
+    sync = AuditReconciler(store, metrics=False)
+
+    async def scenario() -> dict[str, Any]:
+        async with AsyncAuditStore(_async_client(backend, raw_client), metrics=False) as aio:
+            return await _collect(AsyncAuditReconciler(aio, metrics=False), plans)
+
+    got = asyncio.run(scenario())
+    assert {f.run_id for f in got["swept"]} == {str(p.run_id) for p in plans if p.truth().swept}
+    for plan in plans:
+        mine = got["results"][plan.run_id].to_dict() | {"reconciled_at": None}
+        theirs = sync.reconcile(plan.run_id, record=False).to_dict() | {"reconciled_at": None}
+        assert mine == theirs
+    assert got["violations"] == sync.check_deadline_violations(plans[0].run_id)
+    summary = sync.get_run_audit_summary(plans[0].run_id)
+    assert got["summary"]["result"]["status"] == summary["result"]["status"]
+    assert [r.run_id for r in got["pending"].runs] == [r.run_id for r in sync.pending().runs]
+    assert [e.stream_id for e in got["events"]] == [e.stream_id for e in sync.iter_findings()]
+    assert got["followed"] == []
+    assert {FindingType.MISSING, FindingType.INCOMPLETE} <= {e.type for e in got["events"]}
+
+
+def test_async_store_execute_maps_errors(raw_client: Any, backend: str) -> None:
+    async def scenario() -> None:
+        async with AsyncAuditStore(_async_client(backend, raw_client), metrics=False) as aio:
+            bad = aio.core.sweep_run("00000000-0000-4000-8000-000000000000")
+            with pytest.raises(InvalidInputError):
+                await aio.execute(ScriptCall("sweep_run", bad.keys, bad.args[:3], "sweep"))
+            (reply,) = await aio.execute(aio.core.server_time())
+            assert int(reply[0]) > 0
+
+    asyncio.run(scenario())
