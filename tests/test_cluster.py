@@ -6,6 +6,7 @@ conftest.py); these tests check what only a cluster has.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from rac_store import (
     AuditExpectation,
     AuditStatus,
     AuditStore,
+    FindingType,
     StoreDurabilityMode,
     StoreUnavailableError,
     create_domain_ack,
@@ -27,6 +29,7 @@ from rac_store import (
 from rac_store.cli import main
 from rac_store.cluster import imbalance, shard_owners
 from rac_store.keys import KeySpace
+from rac_store.reconciler import AuditReconciler
 from rac_store.scripts import SCRIPT_NAMES
 
 from .support.cluster import LocalCluster, NodeStats
@@ -246,4 +249,30 @@ def test_calls_go_straight_to_the_slots_primary_and_follow_moved(
     monkeypatch.undo()
     statuses = {e.action: e.status for e in store.get_expectations(run)}
     assert statuses["start_trace"] is AuditStatus.ACKED
+    store.close()
+
+
+def test_sweep_and_findings_fan_out_over_every_primary(cluster: LocalCluster) -> None:
+    store = AuditStore(cluster.client(), metrics=False)
+    reconciler = AuditReconciler(store, metrics=False)
+    runs = runs_in_every_shard(store.core.keys, per_shard=1)
+    for run in runs:
+        store.add_expectations(run, [AuditExpectation(uuid.UUID(run), "d", "late", 0)])
+    time.sleep(0.01)  # every deadline is behind the server clocks
+    stats = NodeStats(cluster)
+    stats.reset()
+
+    report = reconciler.sweep(limit=1000)
+
+    assert sorted(f.run_id for f in report.missing) == sorted(runs)
+    assert not report.more_due
+    commands = stats.read("commandstats")
+    stats.close()
+    for port in cluster.primary_ports():  # each primary ran the sweep script of its runs
+        assert commands[port]["cmdstat_evalsha"]["calls"] > 0
+    events = list(reconciler.iter_findings(since="0"))
+    missing_by_shard = {e.shard for e in events if e.type is FindingType.MISSING}
+    assert missing_by_shard == set(range(store.core.keys.shards))
+    positions = reconciler.findings_positions()
+    assert list(reconciler.iter_findings(since=positions)) == []
     store.close()
