@@ -35,7 +35,7 @@ RUNS = 64
 
 
 def _worker(url: str, jobs: Sequence[tuple[str, str]], ready: Any, go: Any, out: Any) -> None:
-    store = AuditStore.from_url(url, prefix="bench")
+    store = AuditStore.from_url(url, prefix="bench", metrics=False)
     acks = [(run, create_domain_ack(uuid.UUID(run), "d", action)) for run, action in jobs]
     ready.release()
     go.wait()
@@ -71,7 +71,7 @@ def _cpu_seconds(ports: Sequence[int]) -> list[float]:
 
 def measure(url: str, ports: Sequence[int], acks: int, processes: int = PROCESSES) -> Sample:
     """``processes`` workers send ``acks`` acks in total to ``url`` (primaries on ``ports``)."""
-    store = AuditStore.from_url(url, prefix="bench")
+    store = AuditStore.from_url(url, prefix="bench", metrics=False)
     jobs = _plan(store, acks)
     ctx = multiprocessing.get_context("spawn")
     ready, go, out = ctx.Semaphore(0), ctx.Event(), ctx.Queue()

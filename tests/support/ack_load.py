@@ -51,7 +51,7 @@ def ack_worker(
     """Ack every job after ``go`` is set; put a WorkerReport on ``out``, whatever happens."""
     report = WorkerReport()
     try:
-        store = AuditStore.from_url(url, **options)
+        store = AuditStore.from_url(url, **{"metrics": False, **options})
     except BaseException as exc:
         report.errors.append(f"start: {type(exc).__name__}: {exc}")
         ready.release()
@@ -111,7 +111,7 @@ def async_ack_worker(
 
     async def main() -> None:
         try:
-            store = AsyncAuditStore.from_url(url, **options)
+            store = AsyncAuditStore.from_url(url, **{"metrics": False, **options})
             await store.initialize()
         finally:
             ready.release()
