@@ -17,14 +17,14 @@ from typing import Any
 
 import redis
 import redis.asyncio
-from redis.exceptions import RedisClusterException
 
 from . import core
+from .aio_retry import RedisFailure, resend
 from .autopipeline import DEFAULT_MAX_BATCH, AckPipeline
 from .connect import async_client_from_url, split_cluster_url
 from .core import DEFAULT_FINDINGS_MAXLEN, Call, CommandCall, RetryPolicy, ScriptCall
 from .embedded import create_embedded_async_client
-from .errors import map_redis_error, transport_fault
+from .errors import map_redis_error
 from .metrics import MetricsOption
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .store_base import StoreBase
@@ -272,15 +272,7 @@ class AsyncAuditStore(StoreBase):
 
     async def _retrying(self, operation: str, send: Callable[[], Awaitable[Any]]) -> Any:
         """Await ``send()``, re-sent as the retry policy allows; map Redis errors."""
-        retrier = self._retry.retrier()
-        while True:
-            try:
-                return await send()
-            except (redis.RedisError, RedisClusterException, AttributeError, TypeError) as raw:
-                exc = transport_fault(raw) or raw
-                if not isinstance(exc, redis.RedisError | RedisClusterException):
-                    raise
-                delay = retrier.delay_after(exc)
-                if delay is None:
-                    raise map_redis_error(exc, operation) from exc
-                await asyncio.sleep(delay)
+        try:
+            return await resend(send, self._retry)
+        except RedisFailure as exc:
+            raise map_redis_error(exc, operation) from exc

@@ -31,6 +31,7 @@ import hiredis
 import redis
 from redis.exceptions import NoScriptError, RedisClusterException
 
+from .aio_retry import RedisFailure, resend
 from .coalesce import MergedCall, merge_ack_calls
 from .connect import is_cluster
 from .core import RetryPolicy, ScriptCall, parse_outcomes
@@ -39,7 +40,6 @@ from .errors import (
     RACStoreError,
     UnsupportedServerError,
     map_redis_error,
-    transport_fault,
 )
 from .models import AckOutcome
 
@@ -192,15 +192,7 @@ class AckPipeline:
         """One reply (or error reply) per merged call, re-sent as the retry policy allows."""
         if self._cluster:
             return list(await asyncio.gather(*(self._send_alone(m.call) for m in merged)))
-        retrier = self._retry.retrier()
-        while True:
-            try:
-                return await self._with_reload(merged)
-            except redis.RedisError as exc:
-                delay = retrier.delay_after(exc)
-                if delay is None:
-                    raise
-                await asyncio.sleep(delay)
+        return await resend(lambda: self._with_reload(merged), self._retry)
 
     async def _send_alone(self, call: ScriptCall) -> Any:
         """On a cluster: one merged call (one shard, so one slot) as its own EVALSHA.
@@ -212,18 +204,12 @@ class AckPipeline:
         that moves delays only its own shard's callers. The reply, or the error
         once the policy gives up, is returned as a value.
         """
-        retrier = self._retry.retrier()
-        while True:
-            try:
-                return await self._script(call.keys, call.args, self._client)
-            except (redis.RedisError, RedisClusterException, AttributeError, TypeError) as raw:
-                exc = transport_fault(raw) or raw
-                if not isinstance(exc, redis.RedisError | RedisClusterException):
-                    raise
-                delay = retrier.delay_after(exc)
-                if delay is None:
-                    return exc
-                await asyncio.sleep(delay)
+        try:
+            return await resend(
+                lambda: self._script(call.keys, call.args, self._client), self._retry
+            )
+        except RedisFailure as exc:
+            return exc
 
     async def _with_reload(self, merged: Sequence[MergedCall]) -> list[Any]:
         """Send the calls; re-send those that met NOSCRIPT once the script is loaded again."""

@@ -60,6 +60,13 @@ def redis_cluster() -> Iterator[LocalCluster]:
 
 
 @pytest.fixture
+def cluster(redis_cluster: LocalCluster) -> LocalCluster:
+    """The session's cluster, emptied (data and script caches) before the test."""
+    redis_cluster.flush()
+    return redis_cluster
+
+
+@pytest.fixture
 def cluster_client(redis_cluster: LocalCluster) -> Iterator[RedisCluster]:
     """A cluster client of the session's cluster, every node emptied before the test."""
     redis_cluster.flush()

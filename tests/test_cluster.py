@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from redis.cluster import RedisCluster
@@ -36,13 +35,6 @@ from .support.cluster import LocalCluster, NodeStats
 from .support.redis_server import free_port
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-def cluster(redis_cluster: LocalCluster) -> Iterator[LocalCluster]:
-    """The session's cluster, emptied (data and script caches) before the test."""
-    redis_cluster.flush()
-    yield redis_cluster
 
 
 def runs_in_every_shard(keys: KeySpace, per_shard: int = 2) -> list[str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis.asyncio.cluster
@@ -23,13 +22,6 @@ from rac_store import (
 from .support.cluster import LocalCluster, NodeStats
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-def cluster(redis_cluster: LocalCluster) -> Iterator[LocalCluster]:
-    """The session's cluster, emptied (data and script caches) before the test."""
-    redis_cluster.flush()
-    yield redis_cluster
 
 
 def test_concurrent_acks_coalesce_into_one_evalsha_per_shard(cluster: LocalCluster) -> None:

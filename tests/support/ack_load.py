@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnContext
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from rac_store import AsyncAuditStore, AuditStore, RACStoreError, create_domain_ack
 
@@ -38,17 +38,35 @@ class WorkerReport:
     rerouted: Counter[str] = field(default_factory=Counter)
     """Sync workers: calls their store's short path handed to the cluster client, by error."""
 
+    def note(
+        self,
+        progress: Any,
+        started: float,
+        recorded: tuple[str, str] | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """One finished call: its outcome, its duration, and the shared progress count."""
+        if recorded is not None:
+            self.recorded.append(recorded)
+        if error is not None:
+            self.errors.append(f"{type(error).__name__}: {error}")
+        self.latencies.append(time.perf_counter() - started)
+        with progress.get_lock():
+            progress.value += 1
 
-def ack_worker(
-    url: str,
-    options: dict[str, Any],
-    jobs: Sequence[Job],
-    ready: Any,
-    go: Any,
-    progress: Any,
-    out: Any,
-) -> None:
+
+class Sync(NamedTuple):
+    """What a worker shares with the test process."""
+
+    ready: Any  # semaphore: released once the worker has its store
+    go: Any  # event: set when every worker is ready
+    progress: Any  # shared counter of calls made
+    out: Any  # queue: each worker puts its WorkerReport
+
+
+def ack_worker(url: str, options: dict[str, Any], jobs: Sequence[Job], sync: Sync) -> None:
     """Ack every job after ``go`` is set; put a WorkerReport on ``out``, whatever happens."""
+    ready, go, progress, out = sync
     report = WorkerReport()
     try:
         store = AuditStore.from_url(url, **{"metrics": False, **options})
@@ -66,12 +84,9 @@ def ack_worker(
             try:
                 store.add_ack(run_id, ack)
             except RACStoreError as exc:
-                report.errors.append(f"{type(exc).__name__}: {exc}")
+                report.note(progress, started, error=exc)
             else:
-                report.recorded.append((run_id, ack.id.hex))
-            report.latencies.append(time.perf_counter() - started)
-            with progress.get_lock():
-                progress.value += 1
+                report.note(progress, started, recorded=(run_id, ack.id.hex))
     except BaseException as exc:
         report.errors.append(f"crash: {type(exc).__name__}: {exc}")
         raise
@@ -81,16 +96,9 @@ def ack_worker(
         store.close()
 
 
-def async_ack_worker(
-    url: str,
-    options: dict[str, Any],
-    jobs: Sequence[Job],
-    ready: Any,
-    go: Any,
-    progress: Any,
-    out: Any,
-) -> None:
+def async_ack_worker(url: str, options: dict[str, Any], jobs: Sequence[Job], sync: Sync) -> None:
     """As :func:`ack_worker`, with ``options["concurrency"]`` callers on one AsyncAuditStore."""
+    ready, go, progress, out = sync
     options = dict(options)
     concurrency = options.pop("concurrency", 32)
     report = WorkerReport()
@@ -102,12 +110,9 @@ def async_ack_worker(
             try:
                 await store.add_ack(run_id, ack)
             except RACStoreError as exc:
-                report.errors.append(f"{type(exc).__name__}: {exc}")
+                report.note(progress, started, error=exc)
             else:
-                report.recorded.append((run_id, ack.id.hex))
-            report.latencies.append(time.perf_counter() - started)
-            with progress.get_lock():
-                progress.value += 1
+                report.note(progress, started, recorded=(run_id, ack.id.hex))
 
     async def main() -> None:
         try:
@@ -162,10 +167,7 @@ class AckLoad:
                     url,
                     store_options,
                     list(jobs[i::workers]),
-                    self._ready,
-                    self._go,
-                    self.progress,
-                    self._out,
+                    Sync(self._ready, self._go, self.progress, self._out),
                 ),
             )
             for i in range(workers)
