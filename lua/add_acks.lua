@@ -3,7 +3,10 @@
   add_acks: record acks for one or more runs of one shard, in order.
 
   For each ack: an ack id already recorded for its run is a duplicate and
-  changes nothing. Otherwise the encoded ack is appended to the run's list and
+  changes nothing. If that record was made by an earlier run of this very call
+  (same call token: the client re-sent it after a lost reply), the reply repeats
+  the outcome that run gave instead of "duplicate", so a re-send reports what
+  the caller would have seen. Otherwise the encoded ack is appended to the run's list and
   its (domain, action) moves along the state machine:
     no expectation         -> drift; its status is remembered so that an
                               expectation declared later starts from it
@@ -21,11 +24,12 @@
            P:{s}:st:<run>    hash  "domain|action" -> "STATUS|acked_at_ms|late"
            P:{s}:due:<run>   zset  PENDING "domain|action" -> due (ms)
            P:{s}:acks:<run>  list  encoded acks in arrival order
-           P:{s}:ackid:<run> hash  ack id -> "1"
+           P:{s}:ackid:<run> hash  ack id -> outcome digit .. call token
   KEYS[#KEYS]  P:{s}:findings  stream  findings events of the shard (last key)
 
   ARGV[1]  ttl_ms of every run key (whole number > 0)
-  ARGV[2]  R, the number of runs
+  ARGV[2]  call token: random bytes, one per logical call, the same on re-sends
+  ARGV[3]  R, the number of runs
   then per run r:   run_id, m (number of its acks),
   then per ack:     ack id, expectation key "domain|action", ok ("1" or "0"),
                     encoded ack (opaque bytes)
@@ -40,14 +44,16 @@
 local RECORDED, DUPLICATE, DRIFT, LATE = 0, 1, 2, 3
 
 local ttl_ms = whole(ARGV[1])
-local runs = whole(ARGV[2])
+local token = ARGV[2]
+local runs = whole(ARGV[3])
 if ttl_ms == nil or ttl_ms == 0 then return redis.error_reply('RAC_BADARG ttl_ms') end
+if token == nil or token == '' then return redis.error_reply('RAC_BADARG call token') end
 if runs == nil or #KEYS ~= 2 + 5 * runs then return redis.error_reply('RAC_BADARG key count') end
 local stream, maxlen = KEYS[#KEYS], whole(ARGV[#ARGV])
 if maxlen == nil or maxlen == 0 then return redis.error_reply('RAC_BADARG findings maxlen') end
 
 -- Validate everything before the first write.
-local at = 3
+local at = 4
 for r = 1, runs do
   local run_id, m = ARGV[at], whole(ARGV[at + 1])
   if run_id == nil or run_id == '' then return redis.error_reply('RAC_BADARG run_id of run ' .. r) end
@@ -69,9 +75,19 @@ if at ~= #ARGV then return redis.error_reply('RAC_BADARG argument count') end
 local now = now_ms()
 local outcomes = {}
 
+-- Ack ids met so far in this execution, per run: a repeat inside one call is a
+-- duplicate, whether this execution recorded the first one or an earlier one did.
+local met = {}
+
 local function apply(k, ack_id, key, ok, payload)
   local st_key, due_key = KEYS[k + 1], KEYS[k + 2]
-  if redis.call('HSETNX', KEYS[k + 4], ack_id, '1') == 0 then
+  local first_here = not met[k][ack_id]
+  met[k][ack_id] = true
+  local previous = redis.call('HGET', KEYS[k + 4], ack_id)
+  if previous then
+    if first_here and string.sub(previous, 2) == token then
+      return tonumber(string.sub(previous, 1, 1)), false
+    end
     return DUPLICATE, false
   end
   redis.call('RPUSH', KEYS[k + 3], payload)
@@ -103,12 +119,14 @@ local function apply(k, ack_id, key, ok, payload)
   end
   add_issues(st_key, issues)
   if not expected then outcome = DRIFT end
+  redis.call('HSET', KEYS[k + 4], ack_id, outcome .. token)
   return outcome, left_due, issues < 0
 end
 
-at = 3
+at = 4
 for r = 1, runs do
   local k = 2 + 5 * (r - 1)
+  met[k] = {}
   local run_id, m = ARGV[at], whole(ARGV[at + 1])
   at = at + 2
   local reindex, settle = false, false

@@ -1,10 +1,13 @@
-#!lua
+#!lua flags=allow-oom
 --[[
   init_meta: record the store's layout once, and check it on every start-up.
 
   The shard count decides which key holds a run; a store that started with
   another count would look for runs in the wrong place, so a mismatch is an
   error, never a silent re-shard.
+
+  Flagged allow-oom: a store must be able to start (and read) while the server
+  is at maxmemory; the only write is a two-field hash, once per store's lifetime.
 
   KEYS[1]  P:meta  hash  shards -> count, layout -> version
 

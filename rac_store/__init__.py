@@ -8,6 +8,7 @@ from .async_store import AsyncAuditStore
 from .core import RetryPolicy
 from .durability import StoreDurabilityMode, _determine_durability_mode
 from .errors import (
+    DurabilityNotConfirmedError,
     InvalidInputError,
     InvalidTransitionError,
     LayoutMismatchError,
@@ -17,6 +18,7 @@ from .errors import (
     StoreOutOfMemoryError,
     StorePermissionError,
     StoreResponseError,
+    StoreTLSError,
     StoreUnavailableError,
     UnsupportedServerError,
 )
@@ -40,7 +42,9 @@ from .models import (
 )
 from .reconciler import AuditReconciler, get_audit_reconciler
 from .reconciler_async import AsyncAuditReconciler
+from .server_checks import EvictionPolicyWarning
 from .store import AuditStore, get_audit_store, reset_audit_store
+from .wait_aof import WaitAof
 
 __version__ = "0.1.0"
 
@@ -56,6 +60,8 @@ __all__ = [
     "AuditStatus",
     "AuditStore",
     "DomainAck",
+    "DurabilityNotConfirmedError",
+    "EvictionPolicyWarning",
     "Finding",
     "FindingType",
     "InvalidInputError",
@@ -73,9 +79,11 @@ __all__ = [
     "StoreOutOfMemoryError",
     "StorePermissionError",
     "StoreResponseError",
+    "StoreTLSError",
     "StoreUnavailableError",
     "SweepReport",
     "UnsupportedServerError",
+    "WaitAof",
     "_determine_durability_mode",
     "create_domain_ack",
     "create_run_expectations",

@@ -27,6 +27,7 @@ from .embedded import create_embedded_async_client
 from .errors import map_redis_error
 from .metrics import MetricsOption
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
+from .server_checks import INFO_SECTIONS, info_denied
 from .store_base import StoreBase
 
 POOL_SIZE = 64
@@ -56,8 +57,9 @@ class AsyncAuditStore(StoreBase):
     ``redis_client`` is a ``redis.asyncio.Redis``, a ``redis.asyncio.cluster.RedisCluster``
     (see docs/cluster.md) or a ``fakeredis.FakeAsyncRedis``.
 
-    The constructor does no I/O. The shard count and layout are checked once, by
-    :meth:`initialize` (``async with`` calls it) or else before the first command.
+    The constructor does no I/O. The server (``check_server``, as for AuditStore)
+    and the shard count and layout are checked once, by :meth:`initialize`
+    (``async with`` calls it) or else before the first command.
 
     ``autopipeline`` (default on) sends the ``add_ack`` calls made while a round
     trip is in flight together in the next one, at most ``autopipeline_batch``
@@ -76,6 +78,7 @@ class AsyncAuditStore(StoreBase):
         autopipeline_batch: int = DEFAULT_MAX_BATCH,
         findings_maxlen: int = DEFAULT_FINDINGS_MAXLEN,
         metrics: MetricsOption = None,
+        check_server: bool = True,
     ) -> None:
         super().__init__(
             redis_client,
@@ -88,6 +91,7 @@ class AsyncAuditStore(StoreBase):
             findings_maxlen=findings_maxlen,
             metrics=metrics,
         )
+        self._check_server = check_server and not self._embedded
         self._initialized = False
         self._init_lock = asyncio.Lock()
         self._acks: AckPipeline | None = None
@@ -110,20 +114,29 @@ class AsyncAuditStore(StoreBase):
         return cls(connect(url, cluster=cluster), **options)
 
     async def initialize(self) -> None:
-        """Record (or check) the shard count and layout; runs once, later calls return at once.
+        """Check the server, then record (or check) the shard count and layout.
 
-        Raises LayoutMismatchError when the server holds another layout.
+        Runs once; later calls return at once. Raises UnsupportedServerError for
+        a server the start-up checks refuse (rac_store.server_checks) and
+        LayoutMismatchError when the server holds another layout.
         """
         if self._initialized:
             return
         async with self._init_lock:
             if not self._initialized:
+                if self._check_server:
+                    self._apply_server_checks(
+                        await self._retrying("start-up checks", self._read_info)
+                    )
                 call = self._core.init_meta()
-                script = self._scripts[call.script]
-                await self._retrying(
-                    call.operation, lambda: script(call.keys, call.args, self._client)
-                )
+                await self._retrying(call.operation, lambda: self._send(call))
                 self._initialized = True
+
+    async def _read_info(self) -> Any:
+        try:
+            return await self._client.info(*INFO_SECTIONS)
+        except redis.exceptions.NoPermissionError as exc:
+            raise info_denied(exc) from exc
 
     async def __aenter__(self) -> AsyncAuditStore:
         await self.initialize()
@@ -262,8 +275,16 @@ class AsyncAuditStore(StoreBase):
         return await self._read(call.operation, send)
 
     async def _call(self, call: ScriptCall) -> Any:
+        return await self._read(call.operation, lambda: self._send(call))
+
+    async def _send(self, call: ScriptCall) -> Any:
+        """EVALSHA (redis-py reloads once on NOSCRIPT); EVAL when the cache empties again."""
         script = self._scripts[call.script]
-        return await self._read(call.operation, lambda: script(call.keys, call.args, self._client))
+        try:
+            return await script(call.keys, call.args, self._client)
+        except redis.exceptions.NoScriptError:
+            # Flushed again between the reload and the re-send: the script did not run.
+            return await self._client.eval(script.script, len(call.keys), *call.keys, *call.args)
 
     async def _read(self, operation: str, send: Callable[[], Awaitable[Any]]) -> Any:
         if not self._initialized:

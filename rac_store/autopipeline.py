@@ -12,7 +12,8 @@ Rules (see docs/async.md):
 * An error reply fails the callers of that shard's call only; a lost connection
   (after the bounded retries) fails the callers of that round trip only.
 * NOSCRIPT (e.g. after ``SCRIPT FLUSH``) reloads the script and re-sends the calls
-  that got it; acks are idempotent, so re-sending is safe.
+  that got it (with the script's body if the cache was emptied again meanwhile);
+  acks are idempotent, so re-sending is safe.
 * Once queued, an ack is sent even if its caller is cancelled; the outcome is
   dropped. Only ``flush`` (and ``aclose``) wait for queued acks.
 * On a Redis Cluster (``redis.asyncio.cluster.RedisCluster``) the merged calls of a
@@ -199,40 +200,52 @@ class AckPipeline:
 
         redis-py refuses EVALSHA in cluster pipelines; its cluster client sends this
         call to the slot's primary, follows MOVED/ASK/TRYAGAIN, and on NOSCRIPT loads
-        the script on every primary. The calls of one trip go out concurrently, and
+        the script on every primary (its body goes as EVAL if the cache was emptied again
+        in between). The calls of one trip go out concurrently, and
         each is re-sent on its own while the cluster says it did not run, so a slot
         that moves delays only its own shard's callers. The reply, or the error
         once the policy gives up, is returned as a value.
         """
+        script, client = self._script, self._client
+
+        async def once() -> Any:
+            try:
+                return await script(call.keys, call.args, client)
+            except NoScriptError:  # emptied again between the reload and the re-send
+                return await client.eval(script.script, len(call.keys), *call.keys, *call.args)
+
         try:
-            return await resend(
-                lambda: self._script(call.keys, call.args, self._client), self._retry
-            )
+            return await resend(once, self._retry)
         except RedisFailure as exc:
             return exc
 
     async def _with_reload(self, merged: Sequence[MergedCall]) -> list[Any]:
-        """Send the calls; re-send those that met NOSCRIPT once the script is loaded again."""
+        """Send the calls; re-send those that met NOSCRIPT once the script is loaded again.
+
+        If the cache was emptied again in between (SCRIPT FLUSH, restart,
+        failover), the calls still missing go with the script's body (EVAL).
+        """
         replies = await self._round_trip(merged)
-        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-        if missing:
-            self._script.sha = await self._client.script_load(self._script.script)
-            again = await self._round_trip([merged[i] for i in missing])
+        for by_body in (False, True):
+            missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+            if not missing:
+                break
+            if not by_body:
+                self._script.sha = await self._client.script_load(self._script.script)
+            again = await self._round_trip([merged[i] for i in missing], by_body=by_body)
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
         return replies
 
-    async def _round_trip(self, merged: Sequence[MergedCall]) -> list[Any]:
+    async def _round_trip(self, merged: Sequence[MergedCall], by_body: bool = False) -> list[Any]:
         """Send the calls back to back on one pooled connection; read one reply each.
 
         Error replies are kept as values. Any other failure (lost connection,
         cancellation) closes the connection, so that a half-read reply never
         reaches another command, and is raised.
         """
-        commands = [
-            ("EVALSHA", self._script.sha, len(m.call.keys), *m.call.keys, *m.call.args)
-            for m in merged
-        ]
+        script = ("EVAL", self._script.script) if by_body else ("EVALSHA", self._script.sha)
+        commands = [(*script, len(m.call.keys), *m.call.keys, *m.call.args) for m in merged]
         pool = self._client.connection_pool
         connection = await pool.get_connection()
         try:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from . import __version__, cli_cluster, cli_inspect, cli_sweep, demo
+from . import __version__, acl, cli_cluster, cli_inspect, cli_sweep, demo
 from .errors import RACStoreError
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -14,7 +14,13 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def _registrations() -> list[Register]:
     """Every sub-command's ``register`` function (one module each)."""
-    return [demo.register, cli_inspect.register, cli_sweep.register, cli_cluster.register]
+    return [
+        demo.register,
+        cli_inspect.register,
+        cli_sweep.register,
+        acl.register,
+        cli_cluster.register,
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,11 +2,15 @@
 
 ``add_acks.lua`` accepts several runs of one shard in one call (KEYS[1] the
 shard's pending index, then five keys per run, then the shard's findings
-stream; ARGV ttl_ms, R, then per run ``run_id, m`` and four values per ack,
-then the findings-stream bound). :func:`merge_ack_calls` groups calls
+stream; ARGV ttl_ms, call token, R, then per run ``run_id, m`` and four values
+per ack, then the findings-stream bound). :func:`merge_ack_calls` groups calls
 built by :meth:`StoreCore.add_ack` / :meth:`StoreCore.add_acks` by shard and by
 run, keeping each run's acks in submission order, and says which input call
 each outcome of the merged reply belongs to.
+
+A merged call carries the call token of the first call merged into it: a
+re-send of the merged call (after a lost reply) carries the same token, so its
+acks report their first outcome again rather than DUPLICATE.
 """
 
 from __future__ import annotations
@@ -47,43 +51,43 @@ def merge_ack_calls(calls: Sequence[ScriptCall], operation: str = "add_ack") -> 
     their order; ``owners[j]`` is the index in ``calls`` of the j-th outcome.
     """
     shards: dict[str, dict[str, _RunGroup]] = {}
-    streams: dict[str, str] = {}
+    heads: dict[str, tuple[str, Arg]] = {}  # shard -> (findings stream, call token)
     ttl: Arg | None = None
     maxlen: Arg | None = None
     for index, call in enumerate(calls):
         keys, args = call.keys, call.args
-        if call.script != "add_acks" or args[1] != 1:
+        if call.script != "add_acks" or args[2] != 1:
             raise ValueError(f"only single-run add_acks calls merge, got {call.operation}")
         if ttl is None:
             ttl, maxlen = args[0], args[-1]
         elif args[0] != ttl or args[-1] != maxlen:
             raise ValueError("calls of stores with different TTLs or stream bounds do not merge")
         runs = shards.setdefault(keys[0], {})
-        streams[keys[0]] = keys[6]
+        heads.setdefault(keys[0], (keys[6], args[1]))
         group = runs.get(keys[1])
         if group is None:
-            group = runs[keys[1]] = _RunGroup(keys[1:6], args[2])
-        group.values += args[4:-1]
-        if args[3] == 1:
+            group = runs[keys[1]] = _RunGroup(keys[1:6], args[3])
+        group.values += args[5:-1]
+        if args[4] == 1:
             group.owners.append(index)
         else:
-            group.owners += [index] * ((len(args) - 5) // _ACK_VALUES)
+            group.owners += [index] * ((len(args) - 6) // _ACK_VALUES)
     return [
-        _merge_shard(pending, streams[pending], runs.values(), (ttl, maxlen), operation)
+        _merge_shard(pending, heads[pending], runs.values(), (ttl, maxlen), operation)
         for pending, runs in shards.items()
     ]
 
 
 def _merge_shard(
     pending: str,
-    stream: str,
+    head: tuple[str, Arg],
     groups: Iterable[_RunGroup],
     bounds: tuple[Arg | None, Arg | None],
     operation: str,
 ) -> MergedCall:
-    ttl, maxlen = bounds
+    (stream, token), (ttl, maxlen) = head, bounds
     keys: list[str] = [pending]
-    args: list[Arg] = [ttl if ttl is not None else 0, 0]
+    args: list[Arg] = [ttl if ttl is not None else 0, token, 0]
     owners: list[int] = []
     runs = 0
     for group in groups:
@@ -92,7 +96,7 @@ def _merge_shard(
         args += (group.run_id, len(group.owners))
         args.extend(group.values)
         owners.extend(group.owners)
-    args[1] = runs
+    args[2] = runs
     keys.append(stream)
     args.append(maxlen if maxlen is not None else 0)
     return MergedCall(ScriptCall("add_acks", keys, args, operation), owners)

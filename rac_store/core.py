@@ -9,6 +9,7 @@ keys, arguments, replies and errors exist once.
 from __future__ import annotations
 
 import heapq
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -202,14 +203,25 @@ class StoreCore:
         run = canonical_run_id(run_id)
         key = check_ack(run, ack)
         payload = codec.encode(ack)
-        args = (self._ttl_ms, 1, run, 1, ack.id.bytes, key, _ok(ack), payload, self.findings_maxlen)
+        args = (
+            self._ttl_ms,
+            call_token(),
+            1,
+            run,
+            1,
+            ack.id.bytes,
+            key,
+            _ok(ack),
+            payload,
+            self.findings_maxlen,
+        )
         return ScriptCall("add_acks", self.keys.for_run(run), args, "add_ack")
 
     def add_acks(self, run_id: uuid.UUID | str, acks: Iterable[DomainAck]) -> ScriptCall:
         """Record many acks of one run in one call."""
         run = canonical_run_id(run_id)
         batch = check_batch(acks, "acks")
-        args: list[Arg] = [self._ttl_ms, 1, run, len(batch)]
+        args: list[Arg] = [self._ttl_ms, call_token(), 1, run, len(batch)]
         for ack in batch:
             key = check_ack(run, ack)
             args += (ack.id.bytes, key, _ok(ack), codec.encode(ack))
@@ -323,11 +335,25 @@ class StoreCore:
         return [PendingQuery(key, max_score, limit) for key in self.keys.all_pending()]
 
 
-# -- reply parsing ------------------------------------------------------------------
+# -- helpers --------------------------------------------------------------------------
+CALL_TOKEN_BYTES = 8
+
+
+def call_token() -> bytes:
+    """Random bytes naming one logical ack call; a re-send carries the same ones.
+
+    ``add_acks.lua`` stores it with each ack id, so when a reply is lost and the
+    call is re-sent, the re-send reports the outcome the first run gave (not
+    DUPLICATE). See docs/reliability.md.
+    """
+    return os.urandom(CALL_TOKEN_BYTES)
+
+
 def _ok(ack: DomainAck) -> str:
     return "1" if ack.is_success else "0"
 
 
+# -- reply parsing ------------------------------------------------------------------
 def parse_outcomes(reply: Sequence[int]) -> list[AckOutcome]:
     """The outcome of each ack of an ``add_acks`` call."""
     return [_OUTCOMES[code] for code in reply]

@@ -6,6 +6,8 @@ from Redis keeps it as ``__cause__``; nothing is swallowed.
 
 from __future__ import annotations
 
+import ssl
+
 import redis.exceptions as rexc
 
 
@@ -53,6 +55,20 @@ class UnsupportedServerError(RACStoreError):
     """The server lacks something the store needs (version, configuration)."""
 
 
+class DurabilityNotConfirmedError(RACStoreError):
+    """The write was applied, but the server did not confirm it reached the AOF.
+
+    Raised by a store made with ``wait_aof`` when ``WAITAOF`` times out or fails.
+    The write itself happened in memory; re-sending the call is safe (every
+    script is idempotent) and waits again.
+    """
+
+
+class StoreTLSError(RACStoreError):
+    """The TLS handshake failed (e.g. the server's certificate is not signed by the
+    configured CA). Never retried: the store fails closed."""
+
+
 _SCRIPT_ERROR_CODES: dict[str, type[RACStoreError]] = {
     "RAC_BADARG": InvalidInputError,
     "RAC_TRANSITION": InvalidTransitionError,
@@ -63,6 +79,9 @@ _SCRIPT_ERROR_CODES: dict[str, type[RACStoreError]] = {
     "NOAUTH": StorePermissionError,
     "WRONGPASS": StorePermissionError,
 }
+
+_SCRIPT_ACL_DENIAL = "The user executing the script can't"
+"""Redis 7.0's text (no NOPERM code) when a command inside a script is denied by the ACL."""
 
 RETRYABLE_ERRORS: tuple[type[Exception], ...] = (rexc.ConnectionError, rexc.TimeoutError)
 """Errors after which re-sending is safe, because every script is idempotent."""
@@ -88,9 +107,25 @@ a slot no node serves (yet) during a failover.
 """
 
 
+def tls_failure(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind a connection error, if there is one."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain is short; bound it anyway
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def is_retryable(exc: BaseException) -> bool:
-    """True for a lost connection or a timeout; never for a refused login."""
-    return isinstance(exc, RETRYABLE_ERRORS) and not isinstance(exc, rexc.AuthenticationError)
+    """True for a lost connection or a timeout; never for a refused login or a bad TLS peer."""
+    return (
+        isinstance(exc, RETRYABLE_ERRORS)
+        and not isinstance(exc, rexc.AuthenticationError)
+        and tls_failure(exc) is None
+    )
 
 
 def was_not_executed(exc: BaseException) -> bool:
@@ -137,6 +172,13 @@ def _error_code(message: str) -> str:
     return message.split(" ", 1)[0]
 
 
+def _cluster_error(exc: BaseException, operation: str) -> RACStoreError:
+    """A Redis Cluster that moves or elects the keys' slot, or a client-side cluster refusal."""
+    if isinstance(exc, CLUSTER_UNAVAILABLE_ERRORS):
+        return StoreUnavailableError(f"{operation}: Redis Cluster not serving the keys: {exc}")
+    return StoreResponseError(f"{operation}: {exc}")
+
+
 def map_redis_error(
     exc: rexc.RedisError | rexc.RedisClusterException, operation: str
 ) -> RACStoreError:
@@ -145,14 +187,16 @@ def map_redis_error(
     The caller raises the result ``from exc`` so that the Redis error is chained.
     """
     message = str(exc)
-    if isinstance(exc, rexc.NoPermissionError | rexc.AuthenticationError):
+    if tls_failure(exc) is not None:
+        return StoreTLSError(f"{operation}: TLS handshake failed: {message}")
+    if isinstance(exc, rexc.NoPermissionError | rexc.AuthenticationError) or (
+        _SCRIPT_ACL_DENIAL in message
+    ):
         return StorePermissionError(f"{operation}: {message}")
     if isinstance(exc, RETRYABLE_ERRORS):
         return StoreUnavailableError(f"{operation}: Redis unreachable: {message}")
-    if isinstance(exc, CLUSTER_UNAVAILABLE_ERRORS):
-        return StoreUnavailableError(f"{operation}: Redis Cluster not serving the keys: {message}")
-    if isinstance(exc, rexc.RedisClusterException):
-        return StoreResponseError(f"{operation}: {message}")
+    if isinstance(exc, (*CLUSTER_UNAVAILABLE_ERRORS, rexc.RedisClusterException)):
+        return _cluster_error(exc, operation)
     if isinstance(exc, rexc.OutOfMemoryError):
         return StoreOutOfMemoryError(f"{operation}: {message}")
     error_class = _SCRIPT_ERROR_CODES.get(_error_code(message), StoreResponseError)

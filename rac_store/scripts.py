@@ -41,6 +41,12 @@ class ScriptSource:
     server_text: str
     embedded_text: str
 
+    @property
+    def read_only(self) -> bool:
+        """True for a script flagged ``#!lua flags=no-writes``."""
+        first = self.server_text.partition("\n")[0]
+        return first.startswith("#!lua") and "no-writes" in first
+
     def text(self, embedded: bool) -> str:
         """The variant for the embedded backend or for a real server."""
         return self.embedded_text if embedded else self.server_text

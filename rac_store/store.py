@@ -5,22 +5,31 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 import redis
+from redis.commands.core import Script
 from redis.exceptions import RedisClusterException
 
 from . import core
 from .connect import client_from_url, is_cluster
 from .core import DEFAULT_FINDINGS_MAXLEN, Call, CommandCall, RetryPolicy, ScriptCall
 from .embedded import create_embedded_client
-from .errors import map_redis_error
+from .errors import (
+    DurabilityNotConfirmedError,
+    RACStoreError,
+    UnsupportedServerError,
+    map_redis_error,
+)
 from .metrics import MetricsOption
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .routing import ClusterRouter
+from .scripts import SCRIPT_NAMES, load_source
+from .server_checks import INFO_SECTIONS, info_denied
 from .store_base import StoreBase
+from .wait_aof import WaitAof, as_wait_aof
 
 
 class AuditStore(StoreBase):
@@ -46,7 +55,16 @@ class AuditStore(StoreBase):
         retry: RetryPolicy | None = None,
         findings_maxlen: int = DEFAULT_FINDINGS_MAXLEN,
         metrics: MetricsOption = None,
+        check_server: bool = True,
+        wait_aof: bool | WaitAof | None = None,
     ) -> None:
+        """Connect (or start the embedded server) and check the server and layout.
+
+        ``check_server`` runs the start-up checks of :mod:`rac_store.server_checks`
+        (Redis >= 7, eviction policy; skipped on the embedded backend).
+        ``wait_aof`` (``True`` or a :class:`WaitAof`) makes every write wait for
+        the AOF with ``WAITAOF`` (Redis >= 7.2 with ``appendonly yes``).
+        """
         super().__init__(
             redis_client,
             client_from_url,
@@ -57,18 +75,34 @@ class AuditStore(StoreBase):
             retry=retry,
             findings_maxlen=findings_maxlen,
             metrics=metrics,
+            wait_aof=as_wait_aof(wait_aof),
         )
         self._router = ClusterRouter()
+        self._writes = frozenset(name for name in SCRIPT_NAMES if not load_source(name).read_only)
+        if self._wait_aof is not None and is_cluster(self._client):
+            raise UnsupportedServerError("wait_aof is not supported on a Redis Cluster")
+        if check_server and not self._embedded:
+            self._check_server()
         self._call(self._core.init_meta())
 
     @classmethod
-    def from_url(cls, url: str, *, cluster: bool | None = None, **options: Any) -> AuditStore:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        cluster: bool | None = None,
+        client_options: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> AuditStore:
         """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``).
 
         A Redis Cluster is named by ``redis+cluster://`` / ``rediss+cluster://``, or by
         ``cluster=True`` with a plain URL (see :mod:`rac_store.connect`).
+        ``client_options`` go to redis-py's ``from_url`` (e.g. ``ssl_ca_certs``,
+        ``socket_timeout``, ``username``); ``options`` go to the store.
         """
-        return cls(client_from_url(url, cluster=cluster), **options)
+        client = client_from_url(url, cluster=cluster, **(client_options or {}))
+        return cls(client, **options)
 
     # -- writes -----------------------------------------------------------------------
     def add_expectations(
@@ -141,6 +175,17 @@ class AuditStore(StoreBase):
         return core.parse_server_time(self._read("server_time_ms", self._client.time))
 
     # -- I/O --------------------------------------------------------------------------
+    def _check_server(self) -> None:
+        """Run the start-up checks on ``INFO``; warn or raise (see server_checks)."""
+
+        def read_info() -> Any:
+            try:
+                return self._client.info(*INFO_SECTIONS)
+            except redis.exceptions.NoPermissionError as exc:
+                raise info_denied(exc) from exc
+
+        self._apply_server_checks(self._read("start-up checks", read_info))
+
     def execute(self, call: Call) -> Any:
         """Send one call built by the sans-I/O core; the raw reply (a list for commands).
 
@@ -159,11 +204,46 @@ class AuditStore(StoreBase):
 
     def _call(self, call: ScriptCall) -> Any:
         script = self._scripts[call.script]
+        if self._wait_aof is not None and call.script in self._writes:
+            wait = self._wait_aof
+            return self._read(call.operation, lambda: self._send_durable(script, call, wait))
+        return self._read(call.operation, lambda: self._send(script, call))
+
+    def _send(self, script: Script, call: ScriptCall) -> Any:
+        """EVALSHA (redis-py reloads once on NOSCRIPT); EVAL when the cache empties again.
+
+        On a Redis Cluster the EVALSHA goes straight to the slot's primary
+        (:mod:`rac_store.routing`).
+        """
         client = self._client
-        if is_cluster(client):
-            route = self._router.run
-            return self._read(call.operation, lambda: route(client, script, call.keys, call.args))
-        return self._read(call.operation, lambda: script(call.keys, call.args, client))
+        try:
+            if is_cluster(client):
+                return self._router.run(client, script, call.keys, call.args)
+            return script(call.keys, call.args, client)
+        except redis.exceptions.NoScriptError:
+            # Flushed again between redis-py's reload and its re-send (SCRIPT FLUSH,
+            # restart, failover): the body itself cannot miss. The script did not run.
+            return client.eval(script.script, len(call.keys), *call.keys, *call.args)
+
+    def _send_durable(self, script: Script, call: ScriptCall, wait: WaitAof) -> Any:
+        """The write and its WAITAOF in one pipeline: one connection, so the wait covers it."""
+        for by_body in (False, True):
+            pipe = self._client.pipeline(transaction=False)
+            command = ("EVAL", script.script) if by_body else ("EVALSHA", script.sha)
+            pipe.execute_command(*command, len(call.keys), *call.keys, *call.args)
+            pipe.execute_command(*wait.command())
+            reply, acked = pipe.execute(raise_on_error=False)
+            if isinstance(reply, redis.exceptions.NoScriptError) and not by_body:
+                continue  # the script did not run; send its body
+            if isinstance(reply, Exception):
+                raise reply
+            if isinstance(acked, Exception):
+                raise DurabilityNotConfirmedError(
+                    f"{call.operation}: applied, but WAITAOF failed: {acked}"
+                ) from acked
+            wait.check(acked, call.operation)
+            return reply
+        raise RACStoreError(f"{call.operation}: no attempt was made")  # pragma: no cover
 
     def _read(self, operation: str, send: Any) -> Any:
         """Run ``send``, re-sent as the retry policy allows; map Redis errors."""

@@ -13,6 +13,7 @@ import redis.asyncio.cluster
 from redis.cluster import RedisCluster
 
 from rac_store import AuditStore, reset_audit_store
+from rac_store.acl import inspector_rules, worker_rules
 
 from .support.async_facade import LoopThread, SyncFacade
 from .support.cluster import LocalCluster
@@ -21,14 +22,26 @@ from .support.targets import ServerTarget
 
 SERVERS = ("redis", pytest.param("cluster", marks=pytest.mark.cluster))
 """Real servers: the private redis-server, and the session's local Redis Cluster."""
-SYNC_BACKENDS = ("embedded", *SERVERS)
+SYNC_BACKENDS = (
+    "embedded",
+    "redis",
+    "redis-acl",
+    pytest.param("cluster", marks=pytest.mark.cluster),
+)
+"""``redis-acl``: the session's server, the store logged in as a least-privilege worker
+(rac_store.acl.worker_rules); ``raw_client`` stays the admin, for inspection. ``cluster``: the
+session's local Redis Cluster."""
 ASYNC_BACKENDS = (
     "async-embedded",
     "async-redis",
+    "async-redis-acl",
     pytest.param("async-cluster", marks=pytest.mark.cluster),
 )
-"""AsyncAuditStore behind a sync facade (tests/support/async_facade.py)."""
+"""AsyncAuditStore behind a sync facade (tests/support/async_facade.py); ``-acl`` as the worker."""
 BACKENDS = SYNC_BACKENDS + ASYNC_BACKENDS
+
+ACL_PASSWORD = "rac-test-password"
+ACL_PREFIXES = ("rac", "other")  # every prefix the contract suite's stores use
 
 StoreFactory = Callable[..., AuditStore]
 
@@ -39,6 +52,20 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def acl_users(redis_server: RedisServer) -> dict[str, str]:
+    """The least-privilege users on the session's server: role -> user name."""
+    admin = redis_server.client()
+    users = {"worker": "rac-worker", "inspector": "rac-inspector"}
+    rules = {"worker": worker_rules(*ACL_PREFIXES), "inspector": inspector_rules(*ACL_PREFIXES)}
+    for role, user in users.items():
+        admin.execute_command(
+            "ACL", "SETUSER", user, "reset", "on", f">{ACL_PASSWORD}", *rules[role]
+        )
+    admin.close()
+    return users
 
 
 @pytest.fixture
@@ -123,6 +150,14 @@ def store_factory(backend: str, raw_client: Any, request: pytest.FixtureRequest)
     """Makes stores that share the test's server (so two stores see one data set)."""
     if backend.startswith("async-"):
         return request.getfixturevalue("async_store_factory")  # type: ignore[no-any-return]
+    if backend == "redis-acl":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        worker = request.getfixturevalue("acl_users")["worker"]
+
+        def make_as_worker(**options: Any) -> AuditStore:
+            return AuditStore(server.client(username=worker, password=ACL_PASSWORD), **options)
+
+        return make_as_worker
 
     def make(**options: Any) -> AuditStore:
         return AuditStore(raw_client, **options)
@@ -155,9 +190,13 @@ def async_store_factory(
             return redis.asyncio.cluster.RedisCluster(host="127.0.0.1", port=seed)
     else:
         port = request.getfixturevalue("redis_server").port
+        login: dict[str, Any] = {}
+        if backend.endswith("-acl"):
+            login = {"username": request.getfixturevalue("acl_users")["worker"]}
+            login["password"] = ACL_PASSWORD
 
         def make_client() -> Any:
-            return redis.asyncio.Redis(host="127.0.0.1", port=port)
+            return redis.asyncio.Redis(host="127.0.0.1", port=port, **login)
 
     made: list[SyncFacade] = []
 

@@ -23,7 +23,8 @@ def test_groups_by_shard_then_run_and_names_each_outcomes_owner() -> None:
     a, b, c = run_on_shard(1), run_on_shard(1), run_on_shard(2)
     acks = [DomainAck(a, "d", "1"), DomainAck(c, "d", "2"), DomainAck(b, "d", "3")]
     acks += [DomainAck(a, "d", "4")]
-    merged = merge_ack_calls([CORE.add_ack(ack.run_id, ack) for ack in acks])
+    calls = [CORE.add_ack(ack.run_id, ack) for ack in acks]
+    merged = merge_ack_calls(calls)
 
     assert [m.call.keys[0] for m in merged] == ["rac:{1}:pending", "rac:{2}:pending"]
     first, second = merged
@@ -34,11 +35,13 @@ def test_groups_by_shard_then_run_and_names_each_outcomes_owner() -> None:
     ]
     assert first.owners == [0, 3, 2]  # run a's acks in order, then run b's
     args = first.call.args
-    assert args[:4] == [3_600_000, 2, str(a), 2]
-    assert args[4] == acks[0].id.bytes and args[8] == acks[3].id.bytes
-    assert args[12:14] == [str(b), 1]
+    assert args[1] == calls[0].args[1]  # each merged call: its first call's token
+    assert second.call.args[1] == calls[1].args[1] != args[1]
+    assert [args[0], *args[2:5]] == [3_600_000, 2, str(a), 2]
+    assert args[5] == acks[0].id.bytes and args[9] == acks[3].id.bytes
+    assert args[13:15] == [str(b), 1]
     assert args[-1] == CORE.findings_maxlen  # so does the stream's bound
-    assert len(args) == 2 + 2 * 2 + 4 * 3 + 1
+    assert len(args) == 3 + 2 * 2 + 4 * 3 + 1
     assert second.owners == [1]
     assert first.call.operation == "add_ack"
 
@@ -51,7 +54,8 @@ def test_multi_ack_calls_own_every_outcome() -> None:
     ]
     (merged,) = merge_ack_calls(calls)
     assert merged.owners == [0, 0, 1]
-    assert merged.call.args[3] == 3
+    assert merged.call.args[4] == 3
+    assert merged.call.args[1] == calls[0].args[1]  # the first merged call's token
 
 
 def test_refuses_what_does_not_merge() -> None:

