@@ -19,7 +19,9 @@ import redis
 import redis.asyncio
 
 from . import core
+from .aio_retry import RedisFailure, resend
 from .autopipeline import DEFAULT_MAX_BATCH, AckPipeline
+from .connect import async_client_from_url, split_cluster_url
 from .core import DEFAULT_FINDINGS_MAXLEN, Call, CommandCall, RetryPolicy, ScriptCall
 from .embedded import create_embedded_async_client
 from .errors import map_redis_error
@@ -32,13 +34,17 @@ POOL_SIZE = 64
 """Connections of a client the store makes itself (``from_url``, ``RAC_REDIS_URL``)."""
 
 
-def connect(url: str, max_connections: int = POOL_SIZE) -> redis.asyncio.Redis:
+def connect(url: str, max_connections: int = POOL_SIZE, *, cluster: bool | None = None) -> Any:
     """An asyncio client of ``url`` whose callers wait for a free connection rather than fail.
 
     redis.asyncio's default pool raises "Too many connections" past 100 concurrent
-    commands; a blocking pool queues them instead.
+    commands; a blocking pool queues them instead. A cluster URL (see
+    :mod:`rac_store.connect`) gives a ``redis.asyncio.cluster.RedisCluster``.
     """
-    pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=max_connections)
+    plain, is_cluster_url = split_cluster_url(url, cluster)
+    if is_cluster_url:
+        return async_client_from_url(plain, cluster=True)
+    pool = redis.asyncio.BlockingConnectionPool.from_url(plain, max_connections=max_connections)
     return redis.asyncio.Redis.from_pool(pool)
 
 
@@ -48,7 +54,8 @@ class AsyncAuditStore(StoreBase):
     Takes the options of :class:`~rac_store.store.AuditStore` and the same
     durability rules: with no ``redis_client`` the environment decides
     (``RAC_REDIS_URL``, else the embedded in-process server in ``AOS_MODE=local``).
-    ``redis_client`` is a ``redis.asyncio.Redis`` (or ``fakeredis.FakeAsyncRedis``).
+    ``redis_client`` is a ``redis.asyncio.Redis``, a ``redis.asyncio.cluster.RedisCluster``
+    (see docs/cluster.md) or a ``fakeredis.FakeAsyncRedis``.
 
     The constructor does no I/O. The server (``check_server``, as for AuditStore)
     and the shard count and layout are checked once, by :meth:`initialize`
@@ -98,9 +105,13 @@ class AsyncAuditStore(StoreBase):
             )
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> AsyncAuditStore:
-        """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``)."""
-        return cls(connect(url), **options)
+    def from_url(cls, url: str, *, cluster: bool | None = None, **options: Any) -> AsyncAuditStore:
+        """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``).
+
+        A Redis Cluster is named by ``redis+cluster://`` / ``rediss+cluster://``, or by
+        ``cluster=True`` with a plain URL (see :mod:`rac_store.connect`).
+        """
+        return cls(connect(url, cluster=cluster), **options)
 
     async def initialize(self) -> None:
         """Check the server, then record (or check) the shard count and layout.
@@ -281,14 +292,8 @@ class AsyncAuditStore(StoreBase):
         return await self._retrying(operation, send)
 
     async def _retrying(self, operation: str, send: Callable[[], Awaitable[Any]]) -> Any:
-        """Await ``send()`` with bounded retries on lost connections; map Redis errors."""
-        attempt = 0
-        while True:
-            try:
-                return await send()
-            except redis.RedisError as exc:
-                delay = self._retry.delay_after(attempt, exc)
-                if delay is None:
-                    raise map_redis_error(exc, operation) from exc
-                await asyncio.sleep(delay)
-                attempt += 1
+        """Await ``send()``, re-sent as the retry policy allows; map Redis errors."""
+        try:
+            return await resend(send, self._retry)
+        except RedisFailure as exc:
+            raise map_redis_error(exc, operation) from exc

@@ -16,6 +16,9 @@ Rules (see docs/async.md):
   acks are idempotent, so re-sending is safe.
 * Once queued, an ack is sent even if its caller is cancelled; the outcome is
   dropped. Only ``flush`` (and ``aclose``) wait for queued acks.
+* On a Redis Cluster (``redis.asyncio.cluster.RedisCluster``) the merged calls of a
+  trip, one per shard, go out concurrently as separate EVALSHAs through the cluster
+  client (redis-py refuses scripts in cluster pipelines); each is retried on its own.
 """
 
 from __future__ import annotations
@@ -27,11 +30,18 @@ from typing import Any
 
 import hiredis
 import redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisClusterException
 
+from .aio_retry import RedisFailure, resend
 from .coalesce import MergedCall, merge_ack_calls
+from .connect import is_cluster
 from .core import RetryPolicy, ScriptCall, parse_outcomes
-from .errors import InvalidInputError, RACStoreError, UnsupportedServerError, map_redis_error
+from .errors import (
+    InvalidInputError,
+    RACStoreError,
+    UnsupportedServerError,
+    map_redis_error,
+)
 from .models import AckOutcome
 
 DEFAULT_MAX_BATCH = 512
@@ -56,13 +66,15 @@ class AckPipeline:
         for name, value in (("max_batch", max_batch), ("max_in_flight", max_in_flight)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"{name} must be a positive int: {value!r}")
-        if not callable(getattr(getattr(client, "connection_pool", None), "get_connection", None)):
+        self._cluster = is_cluster(client)
+        pool = getattr(client, "connection_pool", None)
+        if not self._cluster and not callable(getattr(pool, "get_connection", None)):
             raise UnsupportedServerError(
-                f"auto-pipelining needs a client with a connection pool (redis.asyncio.Redis),"
-                f" not {type(client).__name__}: pass autopipeline=False"
+                f"auto-pipelining needs a client with a connection pool (redis.asyncio.Redis)"
+                f" or a RedisCluster, not {type(client).__name__}: pass autopipeline=False"
             )
         self._client = client
-        self._pack = _utf8_packer(client)
+        self._pack = None if self._cluster else _utf8_packer(client)
         self._script = script
         self._retry = retry
         self._before_send = before_send
@@ -178,17 +190,34 @@ class AckPipeline:
                 future.set_exception(_caller_error(exc))
 
     async def _execute(self, merged: Sequence[MergedCall]) -> list[Any]:
-        """One reply (or error reply) per merged call, with bounded retries on lost connections."""
-        attempt = 0
-        while True:
+        """One reply (or error reply) per merged call, re-sent as the retry policy allows."""
+        if self._cluster:
+            return list(await asyncio.gather(*(self._send_alone(m.call) for m in merged)))
+        return await resend(lambda: self._with_reload(merged), self._retry)
+
+    async def _send_alone(self, call: ScriptCall) -> Any:
+        """On a cluster: one merged call (one shard, so one slot) as its own EVALSHA.
+
+        redis-py refuses EVALSHA in cluster pipelines; its cluster client sends this
+        call to the slot's primary, follows MOVED/ASK/TRYAGAIN, and on NOSCRIPT loads
+        the script on every primary (its body goes as EVAL if the cache was emptied again
+        in between). The calls of one trip go out concurrently, and
+        each is re-sent on its own while the cluster says it did not run, so a slot
+        that moves delays only its own shard's callers. The reply, or the error
+        once the policy gives up, is returned as a value.
+        """
+        script, client = self._script, self._client
+
+        async def once() -> Any:
             try:
-                return await self._with_reload(merged)
-            except redis.RedisError as exc:
-                delay = self._retry.delay_after(attempt, exc)
-                if delay is None:
-                    raise
-                await asyncio.sleep(delay)
-                attempt += 1
+                return await script(call.keys, call.args, client)
+            except NoScriptError:  # emptied again between the reload and the re-send
+                return await client.eval(script.script, len(call.keys), *call.keys, *call.args)
+
+        try:
+            return await resend(once, self._retry)
+        except RedisFailure as exc:
+            return exc
 
     async def _with_reload(self, merged: Sequence[MergedCall]) -> list[Any]:
         """Send the calls; re-send those that met NOSCRIPT once the script is loaded again.
@@ -262,7 +291,7 @@ def _outcomes(reply: Any, count: int) -> list[AckOutcome] | None:
 
 def _caller_error(exc: BaseException) -> BaseException:
     """The error one caller sees: a typed store error chained to the Redis error."""
-    if isinstance(exc, redis.RedisError):
+    if isinstance(exc, redis.RedisError | RedisClusterException):
         error = map_redis_error(exc, "add_ack")
     elif isinstance(exc, asyncio.CancelledError):
         error = RACStoreError("add_ack: the round trip was cancelled before its reply")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from . import __version__, acl, bench, cli_inspect, cli_sweep, demo
+from . import __version__, acl, bench, cli_cluster, cli_inspect, cli_sweep, demo
 from .errors import RACStoreError
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -14,7 +14,14 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def _registrations() -> list[Register]:
     """Every sub-command's ``register`` function (one module each)."""
-    return [demo.register, cli_inspect.register, cli_sweep.register, acl.register, bench.register]
+    return [
+        demo.register,
+        cli_inspect.register,
+        cli_sweep.register,
+        acl.register,
+        cli_cluster.register,
+        bench.register,
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,8 +28,9 @@ from typing import Any
 
 import redis
 
+from .connect import client_from_url
 from .core import ms_to_datetime
-from .errors import RunNotFoundError
+from .errors import RunNotFoundError, StoreUnavailableError
 from .models import Finding
 from .reconciler import AuditReconciler
 from .store import AuditStore
@@ -61,9 +62,11 @@ def open_reconciler(args: argparse.Namespace) -> AuditReconciler:
     if not args.redis_url:
         raise UsageError("no Redis: pass --redis-url or set RAC_REDIS_URL")
     try:
-        client = redis.Redis.from_url(args.redis_url)
+        client = client_from_url(args.redis_url)  # redis+cluster:// for a Redis Cluster
     except ValueError as exc:
         raise UsageError(f"bad Redis URL {args.redis_url!r}: {exc}") from exc
+    except StoreUnavailableError as exc:
+        raise UsageError(str(exc)) from exc
     try:
         recorded = client.hget(f"{args.prefix}:meta", "shards")
     except redis.RedisError as exc:

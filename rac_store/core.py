@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import heapq
 import os
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from . import codec
-from .errors import InvalidInputError, is_retryable
+from .errors import InvalidInputError, is_retryable, was_not_executed
 from .keys import LAYOUT_VERSION, KeySpace
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .validation import (
@@ -66,29 +67,64 @@ Call = ScriptCall | CommandCall
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded exponential backoff for lost connections and timeouts.
+    """Bounded exponential backoff for lost connections, timeouts and refusals.
 
-    Safe only because every script is idempotent: a re-sent call ends in the
-    same state as one that ran once.
+    Lost connections and timeouts are re-sent at most ``attempts - 1`` times;
+    this is safe only because every script is idempotent: a re-sent call ends
+    in the same state as one that ran once. Replies that say the call did not
+    run at all (``TRYAGAIN`` and ``CLUSTERDOWN`` while a Redis Cluster moves a
+    slot or completes a failover, ``NOSCRIPT`` after a script cache loss; see
+    :data:`rac_store.errors.NOT_EXECUTED_ERRORS`) are re-sent for up to
+    ``busy_timeout`` seconds.
     """
 
     attempts: int = 4
     base_delay: float = 0.05
     max_delay: float = 1.0
+    busy_timeout: float = 10.0
 
     def delays(self) -> list[float]:
         """The pause before each re-send (one fewer than ``attempts``)."""
         return [min(self.max_delay, self.base_delay * 2**i) for i in range(self.attempts - 1)]
 
-    def delay_after(self, attempt: int, exc: BaseException) -> float | None:
-        """The pause before re-sending after failed attempt ``attempt`` (0-based).
+    def retrier(self, clock: Callable[[], float] = time.monotonic) -> Retrier:
+        """The retry decisions of one call, starting now."""
+        return Retrier(self, clock)
 
-        None means give up: the error is not retryable or the attempts are used up.
-        The sync and asyncio stores both decide here; only their sleep differs.
-        """
-        if attempt >= self.attempts - 1 or not is_retryable(exc):
+
+class Retrier:
+    """Decides, error after error of one call, whether and when to re-send it.
+
+    Sans-I/O: the sync store sleeps and the asyncio store awaits the delay it returns.
+    """
+
+    def __init__(self, policy: RetryPolicy, clock: Callable[[], float]) -> None:
+        self._policy = policy
+        self._clock = clock
+        self._delays = policy.delays()
+        self._lost = 0
+        self._refused = 0
+        self._refused_since: float | None = None
+
+    def delay_after(self, exc: BaseException) -> float | None:
+        """The pause before re-sending after ``exc``; None when ``exc`` must reach the caller."""
+        policy = self._policy
+        if is_retryable(exc):
+            if self._lost >= len(self._delays):
+                return None
+            self._lost += 1
+            return self._delays[self._lost - 1]
+        if not was_not_executed(exc):
             return None
-        return min(self.max_delay, self.base_delay * (1 << attempt))
+        now = self._clock()
+        if self._refused_since is None:
+            self._refused_since = now
+        left = policy.busy_timeout - (now - self._refused_since)
+        if left <= 0:
+            return None
+        delay = min(policy.max_delay, policy.base_delay * 2.0**self._refused, left)
+        self._refused += 1
+        return delay
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,12 +296,23 @@ class StoreCore:
         commands = [("XREVRANGE", key, "+", "-", "COUNT", 1) for key in self.keys.all_findings()]
         return CommandCall(commands, "iter_findings")
 
-    def read_findings(self, after: Sequence[str], count: int, block_ms: int | None) -> CommandCall:
-        """One ``XREAD`` of every shard's stream after the ids in ``after`` (shard order)."""
+    def read_findings(
+        self, after: Sequence[str], count: int, block_ms: int | None, per_shard: bool = False
+    ) -> CommandCall:
+        """One ``XREAD`` of every shard's stream after the ids in ``after`` (shard order).
+
+        ``per_shard`` (a Redis Cluster, where one command's keys must share a slot):
+        one non-blocking ``XREAD`` per shard instead, ``block_ms`` ignored.
+        """
         keys = self.keys.all_findings()
         if len(after) != len(keys):
             raise InvalidInputError(f"need one stream id per shard ({len(keys)})")
         command: list[Arg] = ["XREAD", "COUNT", positive_int(count, "count")]
+        if per_shard:
+            reads = [
+                (*command, "STREAMS", key, last) for key, last in zip(keys, after, strict=True)
+            ]
+            return CommandCall(reads, "iter_findings")
         if block_ms is not None:
             command += ("BLOCK", positive_int(block_ms, "block_ms"))
         return CommandCall((tuple([*command, "STREAMS", *keys, *after]),), "iter_findings")

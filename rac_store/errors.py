@@ -86,6 +86,26 @@ _SCRIPT_ACL_DENIAL = "The user executing the script can't"
 RETRYABLE_ERRORS: tuple[type[Exception], ...] = (rexc.ConnectionError, rexc.TimeoutError)
 """Errors after which re-sending is safe, because every script is idempotent."""
 
+CLUSTER_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    rexc.TryAgainError,
+    rexc.ClusterError,
+    rexc.SlotNotCoveredError,
+)
+"""Redis Cluster is moving or electing the keys' slot: nothing ran, try later."""
+
+NOT_EXECUTED_ERRORS: tuple[type[Exception], ...] = (
+    *CLUSTER_UNAVAILABLE_ERRORS,
+    rexc.NoScriptError,
+)
+"""Replies that say the command did not run, so re-sending it is safe.
+
+``TRYAGAIN``: the slot is being migrated and the keys are split between two
+nodes; ``CLUSTERDOWN`` and redis-py's "TTL exhausted" (too many MOVED/ASK/TRYAGAIN
+in a row) are ``ClusterError``; ``NOSCRIPT`` can follow a reload when a failover
+promoted a node with an empty script cache between the reload and the re-send;
+a slot no node serves (yet) during a failover.
+"""
+
 
 def tls_failure(exc: BaseException) -> ssl.SSLError | None:
     """The TLS error behind a connection error, if there is one."""
@@ -108,6 +128,40 @@ def is_retryable(exc: BaseException) -> bool:
     )
 
 
+def was_not_executed(exc: BaseException) -> bool:
+    """True for a reply saying the command did not run (see NOT_EXECUTED_ERRORS)."""
+    return isinstance(exc, NOT_EXECUTED_ERRORS)
+
+
+_TRANSPORT_MODULES = (
+    "redis/asyncio/connection.py",
+    "asyncio/streams.py",
+    "asyncio/selector_events.py",
+)
+
+
+def transport_fault(exc: BaseException) -> rexc.ConnectionError | None:
+    """A lost connection, for an AttributeError/TypeError raised inside asyncio's transport.
+
+    redis-py's asyncio client can touch a connection that another task (a cluster
+    topology refresh) or the peer has just torn down; the error then escapes as
+    ``'NoneType' object has no attribute 'writelines'`` or similar instead of a
+    ConnectionError (redis/redis-py#4287). Only errors raised in the transport code
+    itself qualify; anything else is a bug and stays what it is.
+    """
+    if not isinstance(exc, AttributeError | TypeError):
+        return None
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_code.co_filename.replace("\\", "/") if tb is not None else ""
+    if not where.endswith(_TRANSPORT_MODULES):
+        return None
+    lost = rexc.ConnectionError(f"connection torn down mid-command: {exc}")
+    lost.__cause__ = exc
+    return lost
+
+
 def _error_code(message: str) -> str:
     """The leading code of a Redis error text ("OOM command not allowed" -> "OOM")."""
     # Redis wraps script errors as "Error running script ...: @user_script:...: CODE text"
@@ -118,7 +172,16 @@ def _error_code(message: str) -> str:
     return message.split(" ", 1)[0]
 
 
-def map_redis_error(exc: rexc.RedisError, operation: str) -> RACStoreError:
+def _cluster_error(exc: BaseException, operation: str) -> RACStoreError:
+    """A Redis Cluster that moves or elects the keys' slot, or a client-side cluster refusal."""
+    if isinstance(exc, CLUSTER_UNAVAILABLE_ERRORS):
+        return StoreUnavailableError(f"{operation}: Redis Cluster not serving the keys: {exc}")
+    return StoreResponseError(f"{operation}: {exc}")
+
+
+def map_redis_error(
+    exc: rexc.RedisError | rexc.RedisClusterException, operation: str
+) -> RACStoreError:
     """The RACStoreError for a Redis error raised during ``operation``.
 
     The caller raises the result ``from exc`` so that the Redis error is chained.
@@ -132,6 +195,8 @@ def map_redis_error(exc: rexc.RedisError, operation: str) -> RACStoreError:
         return StorePermissionError(f"{operation}: {message}")
     if isinstance(exc, RETRYABLE_ERRORS):
         return StoreUnavailableError(f"{operation}: Redis unreachable: {message}")
+    if isinstance(exc, (*CLUSTER_UNAVAILABLE_ERRORS, rexc.RedisClusterException)):
+        return _cluster_error(exc, operation)
     if isinstance(exc, rexc.OutOfMemoryError):
         return StoreOutOfMemoryError(f"{operation}: {message}")
     error_class = _SCRIPT_ERROR_CODES.get(_error_code(message), StoreResponseError)

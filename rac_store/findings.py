@@ -114,8 +114,13 @@ Since = str | Mapping[int, str]
 class FindingsCursor:
     """A reader's position in every shard's findings stream (one last id per shard)."""
 
-    def __init__(self, core: StoreCore, since: Since = "0") -> None:
+    POLL_MS = 100
+    """On a cluster, the pause after a read that found nothing (streams of many slots
+    cannot be waited on by one blocking ``XREAD``)."""
+
+    def __init__(self, core: StoreCore, since: Since = "0", per_shard: bool = False) -> None:
         self._core = core
+        self._per_shard = per_shard
         keys = core.keys.all_findings()
         self._shard_of = {key: shard for shard, key in enumerate(keys)}
         if isinstance(since, Mapping):
@@ -140,19 +145,33 @@ class FindingsCursor:
         self.ids = [tail[shard] if i == "$" else i for shard, i in enumerate(self.ids)]
 
     def next_call(self, count: int, block_ms: int, follow: bool) -> CommandCall:
-        """The ``XREAD`` of every shard after the current ids (blocking when following)."""
-        return self._core.read_findings(self.ids, count, block_ms if follow else None)
+        """The ``XREAD`` of every shard after the current ids (blocking when following).
+
+        On a cluster (``per_shard``): one non-blocking ``XREAD`` per shard.
+        """
+        block = block_ms if follow else None
+        return self._core.read_findings(self.ids, count, block, self._per_shard)
+
+    def idle_pause(self, block_ms: int) -> float:
+        """Seconds to wait, when following, after a read that found nothing.
+
+        0 where the read itself blocked; on a cluster, ``POLL_MS`` (at most ``block_ms``).
+        """
+        return min(block_ms, self.POLL_MS) / 1000 if self._per_shard else 0.0
 
     def feed(self, replies: Sequence[Any]) -> list[Finding]:
         """The findings of a ``next_call`` reply, oldest first; advances the ids."""
         findings = []
-        for key, entries in _entries(replies[0]):
-            shard = self._shard_of[text(key)]
-            for entry_id, fields in entries:
-                sid = text(entry_id)
-                findings.append(parse_event(fields, shard=shard, stream_id=sid))
-                self.ids[shard] = sid
-        findings.sort(key=_id_order)  # one server's ids are comparable across streams
+        for reply in replies:
+            for key, entries in _entries(reply):
+                shard = self._shard_of[text(key)]
+                for entry_id, fields in entries:
+                    sid = text(entry_id)
+                    findings.append(parse_event(fields, shard=shard, stream_id=sid))
+                    self.ids[shard] = sid
+        # Ids of one server are comparable across its streams; on a cluster each node
+        # has its own clock, so the order across shards of different nodes is approximate.
+        findings.sort(key=_id_order)
         return findings
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from . import reconcile_core as rc
+from .connect import is_cluster
 from .core import DEFAULT_SWEEP_MARKS, Call, StoreCore
 from .findings import FindingsCursor, Since
 from .metrics import Metrics, MetricsOption, resolve_metrics
@@ -44,6 +45,10 @@ class ReconcilerBase:
     def store(self) -> Any:
         """The store this reconciler reads and sweeps."""
         return self._store
+
+    def _cursor(self, since: Since) -> FindingsCursor:
+        """A findings cursor; one read per shard on a Redis Cluster."""
+        return FindingsCursor(self._core, since, is_cluster(getattr(self._store, "client", None)))
 
     def _observed(self, result: ReconciliationResult, started: float) -> ReconciliationResult:
         if self._metrics is not None:
@@ -118,14 +123,16 @@ class AuditReconciler(ReconcilerBase):
         waits (``XREAD BLOCK block_ms``) for more until ``should_stop()`` returns
         True, checked at least every ``block_ms``.
         """
-        cursor = FindingsCursor(self._core, since)
+        cursor = self._cursor(since)
         if cursor.needs_tail:
             cursor.set_tail(self._store.execute(cursor.tail_call()))
         while should_stop is None or not should_stop():
             batch = cursor.feed(self._store.execute(cursor.next_call(count, block_ms, follow)))
             yield from batch
-            if not batch and not follow:
-                return
+            if not batch:
+                if not follow:
+                    return
+                time.sleep(cursor.idle_pause(block_ms))
 
 
 _reconciler: AuditReconciler | None = None

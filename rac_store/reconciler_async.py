@@ -7,6 +7,7 @@ Any store with a ``core`` and an ``async execute(call)`` will do.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -14,7 +15,7 @@ from typing import Any
 
 from . import reconcile_core as rc
 from .core import DEFAULT_SWEEP_MARKS
-from .findings import FindingsCursor, Since
+from .findings import Since
 from .metrics import MetricsOption
 from .models import AuditExpectation, Finding, PendingReport, ReconciliationResult, SweepReport
 from .reconciler import ReconcilerBase
@@ -73,7 +74,7 @@ class AsyncAuditReconciler(ReconcilerBase):
         should_stop: Callable[[], bool] | None = None,
     ) -> AsyncIterator[Finding]:
         """See :meth:`AuditReconciler.iter_findings`."""
-        cursor = FindingsCursor(self._core, since)
+        cursor = self._cursor(since)
         if cursor.needs_tail:
             cursor.set_tail(await self._store.execute(cursor.tail_call()))
         while should_stop is None or not should_stop():
@@ -82,5 +83,7 @@ class AsyncAuditReconciler(ReconcilerBase):
             )
             for finding in batch:
                 yield finding
-            if not batch and not follow:
-                return
+            if not batch:
+                if not follow:
+                    return
+                await asyncio.sleep(cursor.idle_pause(block_ms))

@@ -11,13 +11,21 @@ from typing import Any
 
 import redis
 from redis.commands.core import Script
+from redis.exceptions import RedisClusterException
 
 from . import core
-from .core import DEFAULT_FINDINGS_MAXLEN, Call, CommandCall, RetryPolicy, ScriptCall
+from .connect import client_from_url, is_cluster
+from .core import DEFAULT_FINDINGS_MAXLEN, Call, CommandCall, Retrier, RetryPolicy, ScriptCall
 from .embedded import create_embedded_client
-from .errors import DurabilityNotConfirmedError, RACStoreError, map_redis_error
+from .errors import (
+    DurabilityNotConfirmedError,
+    RACStoreError,
+    UnsupportedServerError,
+    map_redis_error,
+)
 from .metrics import MetricsOption
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
+from .routing import ClusterRouter
 from .scripts import SCRIPT_NAMES, load_source
 from .server_checks import INFO_SECTIONS, info_denied
 from .store_base import StoreBase
@@ -32,6 +40,9 @@ class AuditStore(StoreBase):
     otherwise, in ``AOS_MODE=local``, the same scripts run on an embedded
     in-process server. ``findings_maxlen`` bounds each shard's findings stream;
     ``metrics`` counts acks (see :mod:`rac_store.metrics`; ``False`` for none).
+
+    ``redis_client`` may be a ``redis.Redis``, a ``redis.cluster.RedisCluster``
+    (every call touches one hash slot; see docs/cluster.md) or a fakeredis client.
     """
 
     def __init__(
@@ -56,7 +67,7 @@ class AuditStore(StoreBase):
         """
         super().__init__(
             redis_client,
-            redis.Redis.from_url,
+            client_from_url,
             create_embedded_client,
             prefix=prefix,
             ttl_seconds=ttl_seconds,
@@ -66,21 +77,32 @@ class AuditStore(StoreBase):
             metrics=metrics,
             wait_aof=as_wait_aof(wait_aof),
         )
+        self._router = ClusterRouter()
         self._writes = frozenset(name for name in SCRIPT_NAMES if not load_source(name).read_only)
+        if self._wait_aof is not None and is_cluster(self._client):
+            raise UnsupportedServerError("wait_aof is not supported on a Redis Cluster")
         if check_server and not self._embedded:
             self._check_server()
         self._call(self._core.init_meta())
 
     @classmethod
     def from_url(
-        cls, url: str, *, client_options: Mapping[str, Any] | None = None, **options: Any
+        cls,
+        url: str,
+        *,
+        cluster: bool | None = None,
+        client_options: Mapping[str, Any] | None = None,
+        **options: Any,
     ) -> AuditStore:
         """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``).
 
-        ``client_options`` go to ``redis.Redis.from_url`` (e.g. ``ssl_ca_certs``,
+        A Redis Cluster is named by ``redis+cluster://`` / ``rediss+cluster://``, or by
+        ``cluster=True`` with a plain URL (see :mod:`rac_store.connect`).
+        ``client_options`` go to redis-py's ``from_url`` (e.g. ``ssl_ca_certs``,
         ``socket_timeout``, ``username``); ``options`` go to the store.
         """
-        return cls(redis.Redis.from_url(url, **(client_options or {})), **options)
+        client = client_from_url(url, cluster=cluster, **(client_options or {}))
+        return cls(client, **options)
 
     # -- writes -----------------------------------------------------------------------
     def add_expectations(
@@ -185,18 +207,22 @@ class AuditStore(StoreBase):
         if self._wait_aof is not None and call.script in self._writes:
             wait = self._wait_aof
             return self._read(call.operation, lambda: self._send_durable(script, call, wait))
+        client = self._client
+        if is_cluster(client):
+            return self._read(call.operation, lambda: self._send(script, call))
         # The hot path: one EVALSHA with the registered script's SHA (no Script.__call__,
         # no retry closure); everything else only after a failure.
         try:
-            return self._client.evalsha(script.sha, len(call.keys), *call.keys, *call.args)
+            return client.evalsha(script.sha, len(call.keys), *call.keys, *call.args)
         except redis.exceptions.NoScriptError:
             return self._read(call.operation, lambda: self._reload_and_send(script, call))
         except redis.RedisError as exc:
-            delay = self._retry.delay_after(0, exc)
+            retrier = self._retry.retrier()
+            delay = retrier.delay_after(exc)
             if delay is None:
                 raise map_redis_error(exc, call.operation) from exc
             time.sleep(delay)
-        return self._read(call.operation, lambda: self._send(script, call), attempt=1)
+            return self._read(call.operation, lambda: self._send(script, call), retrier)
 
     def _reload_and_send(self, script: Script, call: ScriptCall) -> Any:
         """After NOSCRIPT on the hot path: load the script, then send as :meth:`_send`."""
@@ -204,13 +230,20 @@ class AuditStore(StoreBase):
         return self._send(script, call)
 
     def _send(self, script: Script, call: ScriptCall) -> Any:
-        """EVALSHA (redis-py reloads once on NOSCRIPT); EVAL when the cache empties again."""
+        """EVALSHA (redis-py reloads once on NOSCRIPT); EVAL when the cache empties again.
+
+        On a Redis Cluster the EVALSHA goes straight to the slot's primary
+        (:mod:`rac_store.routing`).
+        """
+        client = self._client
         try:
-            return script(call.keys, call.args, self._client)
+            if is_cluster(client):
+                return self._router.run(client, script, call.keys, call.args)
+            return script(call.keys, call.args, client)
         except redis.exceptions.NoScriptError:
             # Flushed again between redis-py's reload and its re-send (SCRIPT FLUSH,
             # restart, failover): the body itself cannot miss. The script did not run.
-            return self._client.eval(script.script, len(call.keys), *call.keys, *call.args)
+            return client.eval(script.script, len(call.keys), *call.keys, *call.args)
 
     def _send_durable(self, script: Script, call: ScriptCall, wait: WaitAof) -> Any:
         """The write and its WAITAOF in one pipeline: one connection, so the wait covers it."""
@@ -232,20 +265,20 @@ class AuditStore(StoreBase):
             return reply
         raise RACStoreError(f"{call.operation}: no attempt was made")  # pragma: no cover
 
-    def _read(self, operation: str, send: Any, attempt: int = 0) -> Any:
-        """Run ``send`` with bounded retries on lost connections; map Redis errors.
+    def _read(self, operation: str, send: Any, retrier: Retrier | None = None) -> Any:
+        """Run ``send``, re-sent as the retry policy allows; map Redis errors.
 
-        ``attempt`` counts the tries already made (the hot path's own EVALSHA).
+        ``retrier`` carries on the decisions of a call already tried once (the hot path).
         """
+        retrier = retrier or self._retry.retrier()
         while True:
             try:
                 return send()
-            except redis.RedisError as exc:
-                delay = self._retry.delay_after(attempt, exc)
+            except (redis.RedisError, RedisClusterException) as exc:
+                delay = retrier.delay_after(exc)
                 if delay is None:
                     raise map_redis_error(exc, operation) from exc
                 time.sleep(delay)
-                attempt += 1
 
     def close(self) -> None:
         """Close the client's connections."""

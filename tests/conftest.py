@@ -1,4 +1,4 @@
-"""Shared fixtures: a private redis-server per session, and stores on both backends."""
+"""Shared fixtures: a private redis-server and Redis Cluster per session; stores on each backend."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+from redis.cluster import RedisCluster
 
 from rac_store import AuditStore, reset_audit_store
 from rac_store.acl import inspector_rules, worker_rules
@@ -19,12 +21,27 @@ from rac_store.embedded import (
 )
 
 from .support.async_facade import LoopThread, SyncFacade
+from .support.cluster import LocalCluster
 from .support.redis_server import RedisServer
+from .support.targets import ServerTarget
 
-SYNC_BACKENDS = ("embedded", "redis", "redis-acl")
+SERVERS = ("redis", pytest.param("cluster", marks=pytest.mark.cluster))
+"""Real servers: the private redis-server, and the session's local Redis Cluster."""
+SYNC_BACKENDS = (
+    "embedded",
+    "redis",
+    "redis-acl",
+    pytest.param("cluster", marks=pytest.mark.cluster),
+)
 """``redis-acl``: the session's server, the store logged in as a least-privilege worker
-(rac_store.acl.worker_rules); ``raw_client`` stays the admin, for inspection."""
-ASYNC_BACKENDS = ("async-embedded", "async-redis", "async-redis-acl")
+(rac_store.acl.worker_rules); ``raw_client`` stays the admin, for inspection. ``cluster``: the
+session's local Redis Cluster."""
+ASYNC_BACKENDS = (
+    "async-embedded",
+    "async-redis",
+    "async-redis-acl",
+    pytest.param("async-cluster", marks=pytest.mark.cluster),
+)
 """AsyncAuditStore behind a sync facade (tests/support/async_facade.py); ``-acl`` as the worker."""
 BACKENDS = SYNC_BACKENDS + ASYNC_BACKENDS
 
@@ -66,6 +83,41 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client.close()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """A Redis Cluster (3 primaries, 3 replicas) this session starts on free loopback ports."""
+    cluster = LocalCluster().start()
+    yield cluster
+    cluster.cleanup()
+
+
+@pytest.fixture
+def cluster(redis_cluster: LocalCluster) -> LocalCluster:
+    """The session's cluster, emptied (data and script caches) before the test."""
+    redis_cluster.flush()
+    return redis_cluster
+
+
+@pytest.fixture
+def cluster_client(redis_cluster: LocalCluster) -> Iterator[RedisCluster]:
+    """A cluster client of the session's cluster, every node emptied before the test."""
+    redis_cluster.flush()
+    client = redis_cluster.client()
+    yield client
+    client.close()
+
+
+@pytest.fixture(params=SERVERS)
+def server(request: pytest.FixtureRequest) -> ServerTarget:
+    """The private redis-server, or the session's cluster, for tests that need a URL."""
+    if request.param == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        makers = [lambda port=port: cluster.node_client(port) for port in cluster.primary_ports()]
+        return ServerTarget(cluster.url, request.getfixturevalue("cluster_client"), makers)
+    single: RedisServer = request.getfixturevalue("redis_server")
+    return ServerTarget(single.url, request.getfixturevalue("redis_client"), [single.client])
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test sees the caller's RAC/AOS environment or a stale singleton."""
@@ -90,16 +142,18 @@ def fake_server() -> EmbeddedServer:
 
 @pytest.fixture
 def raw_client(backend: str, request: pytest.FixtureRequest) -> Any:
-    """A sync client of the test's server: a fresh embedded one, or the private redis-server."""
+    """A sync client of the test's server: a fresh embedded one, the redis-server or the cluster."""
     if backend.endswith("embedded"):
         return create_embedded_client(request.getfixturevalue("fake_server"))
+    if backend.endswith("cluster"):
+        return request.getfixturevalue("cluster_client")
     return request.getfixturevalue("redis_client")
 
 
 @pytest.fixture
 def store_factory(backend: str, raw_client: Any, request: pytest.FixtureRequest) -> StoreFactory:
     """Makes stores that share the test's server (so two stores see one data set)."""
-    if backend in ASYNC_BACKENDS:
+    if backend.startswith("async-"):
         return request.getfixturevalue("async_store_factory")  # type: ignore[no-any-return]
     if backend == "redis-acl":
         server: RedisServer = request.getfixturevalue("redis_server")
@@ -134,6 +188,11 @@ def async_store_factory(
 
         def make_client() -> Any:
             return create_embedded_async_client(server)
+    elif backend == "async-cluster":
+        seed = request.getfixturevalue("redis_cluster").ports[0]
+
+        def make_client() -> Any:
+            return redis.asyncio.cluster.RedisCluster(host="127.0.0.1", port=seed)
     else:
         port = request.getfixturevalue("redis_server").port
         login: dict[str, Any] = {}
@@ -162,7 +221,7 @@ def store(store_factory: StoreFactory) -> AuditStore:
     return store_factory()
 
 
-@pytest.fixture(params=SYNC_BACKENDS)
+@pytest.fixture(params=("embedded", "redis"))
 def any_server(request: pytest.FixtureRequest) -> Any:
     """A fresh embedded server, or the session's private redis-server emptied for the test."""
     if request.param == "embedded":

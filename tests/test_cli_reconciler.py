@@ -18,6 +18,7 @@ import pytest
 from rac_store import AuditExpectation, AuditStore, create_domain_ack, create_run_expectations
 
 from .support.redis_server import RedisServer, free_port
+from .support.targets import ServerTarget
 
 RAC_STORE = str(Path(sys.executable).parent / "rac-store")
 LONG = 600_000
@@ -32,8 +33,8 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 class Runs:
     """A store with one run of each kind, on the session's server."""
 
-    def __init__(self, server: RedisServer, client: Any) -> None:
-        self.url = server.url
+    def __init__(self, url: str, client: Any) -> None:
+        self.url = url
         self.store = AuditStore(client, metrics=False)
         self.complete, self.broken, self.stale, self.running = (uuid.uuid4() for _ in range(4))
         store = self.store
@@ -57,8 +58,9 @@ class Runs:
 
 
 @pytest.fixture
-def runs(redis_server: RedisServer, redis_client: Any) -> Runs:
-    return Runs(redis_server, redis_client)
+def runs(server: ServerTarget) -> Runs:
+    """The runs on the private redis-server, or on the local cluster."""
+    return Runs(server.url, server.client)
 
 
 def test_reconcile_exit_codes(runs: Runs) -> None:

@@ -5,23 +5,25 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import redis
 
 from rac_store import AuditStore, create_domain_ack, create_run_expectations
 
-from .support.redis_server import RedisServer
+from .support.targets import ServerTarget
 
 READS = {"LRANGE", "EXISTS", "ZRANGEBYSCORE", "TIME", "PING", "HELLO", "CLIENT", "INFO", "CONFIG"}
 SCRIPTING = {"EVALSHA", "EVAL", "SCRIPT"}
 
 
-def _commands(server: RedisServer, work: Any) -> list[tuple[bool, str]]:
-    """(inside a script?, command) for every command the server saw during ``work``."""
+def _commands(nodes: Sequence[Callable[[], redis.Redis]], work: Any) -> list[tuple[bool, str]]:
+    """(inside a script?, command) for every command any of ``nodes`` saw during ``work``."""
     seen: list[tuple[bool, str]] = []
-    ready, stop = threading.Event(), threading.Event()
-    client = server.client()
+    stop = threading.Event()
 
-    def listen() -> None:
+    def listen(client: redis.Redis, ready: threading.Event) -> None:
         with client.monitor() as monitor:
             ready.set()
             for event in monitor.listen():
@@ -31,19 +33,26 @@ def _commands(server: RedisServer, work: Any) -> list[tuple[bool, str]]:
                     (event["client_type"] == "lua", event["command"].split(" ", 1)[0].upper())
                 )
 
-    thread = threading.Thread(target=listen, daemon=True)
-    thread.start()
-    ready.wait(5)
+    threads = []
+    for node in nodes:
+        ready = threading.Event()
+        thread = threading.Thread(target=listen, args=(node(), ready), daemon=True)
+        thread.start()
+        ready.wait(5)
+        threads.append(thread)
     time.sleep(0.1)
     work()
     stop.set()
-    server.client().echo("STOP-MARKER")
-    thread.join(10)
+    for node in nodes:
+        with node() as client:
+            client.echo("STOP-MARKER")
+    for thread in threads:
+        thread.join(10)
     return seen
 
 
-def test_no_mutation_bypasses_a_script(redis_server: RedisServer, redis_client: Any) -> None:
-    store = AuditStore(redis_client)
+def test_no_mutation_bypasses_a_script(server: ServerTarget) -> None:
+    store = AuditStore(server.client)
 
     def work() -> None:
         run = uuid.uuid4()
@@ -57,7 +66,7 @@ def test_no_mutation_bypasses_a_script(redis_server: RedisServer, redis_client: 
         store.load_from_redis(run)
         store.clear_run(run)
 
-    seen = _commands(redis_server, work)
+    seen = _commands(server.primaries, work)  # every primary of a cluster
     direct = {cmd for in_lua, cmd in seen if not in_lua}
     in_scripts = {cmd for in_lua, cmd in seen if in_lua}
     assert "EVALSHA" in direct

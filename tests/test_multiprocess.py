@@ -5,13 +5,12 @@ from __future__ import annotations
 import multiprocessing
 import uuid
 from collections import Counter
-from typing import Any
 
 import pytest
 
 from rac_store import AuditStatus, AuditStore, create_domain_ack, create_run_expectations
 
-from .support.redis_server import RedisServer
+from .support.targets import ServerTarget
 
 PROCESSES = 8
 ACKS_PER_PROCESS = 1_000
@@ -34,14 +33,14 @@ def _worker(url: str, runs: list[str], worker: int, count: int) -> None:
 
 
 @pytest.mark.slow
-def test_eight_processes_exact_counts(redis_server: RedisServer, redis_client: Any) -> None:
-    store = AuditStore(redis_client)
+def test_eight_processes_exact_counts(server: ServerTarget) -> None:
+    store = AuditStore(server.client)
     runs = [str(uuid.uuid4()) for _ in range(RUNS)]
     for run in runs:
         store.add_expectations(run, create_run_expectations(uuid.UUID(run)))
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=_worker, args=(redis_server.url, runs, w, ACKS_PER_PROCESS))
+        ctx.Process(target=_worker, args=(server.url, runs, w, ACKS_PER_PROCESS))
         for w in range(PROCESSES)
     ]
     for p in procs:

@@ -9,7 +9,7 @@ import pytest
 
 from rac_store.cli import main
 
-from .support.redis_server import RedisServer
+from .support.targets import ServerTarget
 
 pytest_plugins = ["pytester"]
 
@@ -50,9 +50,9 @@ def test_demo_on_the_embedded_default(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 @pytest.mark.slow
-def test_demo_on_redis_with_worker_processes(redis_server: RedisServer) -> None:
+def test_demo_on_redis_with_worker_processes(server: ServerTarget) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "rac_store", "demo", "--redis-url", redis_server.url],
+        [sys.executable, "-m", "rac_store", "demo", "--redis-url", server.url],
         capture_output=True,
         text=True,
         timeout=120,
@@ -61,8 +61,7 @@ def test_demo_on_redis_with_worker_processes(redis_server: RedisServer) -> None:
     assert done.returncode == 0, done.stderr
     assert "store mode REDIS" in done.stdout
     _demo_findings(done.stdout)
-    with redis_server.client() as client:
-        assert [k for k in client.keys("racdemo:*") if b"meta" not in k] == []
+    assert [k for k in server.client.keys("racdemo:*") if b"meta" not in k] == []
 
 
 def test_store_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,7 @@
 
 1,000 runs per backend with injected missing, failed, retried, drift,
 duplicate, late and out-of-order acks (tests/support/scenarios.py). On the
-redis backend the acks are written by several real processes. Zero false
+redis and cluster backends the acks are written by several real processes. Zero false
 alarms and zero missed findings, for the verdicts, the sweep and the stream.
 """
 
@@ -19,6 +19,7 @@ import pytest
 from rac_store import AuditStore, DomainAck, FindingType, ReconciliationResult
 from rac_store.reconciler import AuditReconciler
 
+from .support.cluster import LocalCluster
 from .support.redis_server import RedisServer
 from .support.scenarios import PHASES, RunPlan, Score, Truth, generate
 
@@ -53,7 +54,9 @@ def send(backend: str, store: AuditStore, request: pytest.FixtureRequest) -> Ite
 
         yield local
         return
-    server: RedisServer = request.getfixturevalue("redis_server")
+    server: RedisServer | LocalCluster = request.getfixturevalue(
+        "redis_cluster" if backend.endswith("cluster") else "redis_server"
+    )
     with multiprocessing.get_context("spawn").Pool(PROCESSES) as pool:
 
         def remote(batch: Batch) -> None:

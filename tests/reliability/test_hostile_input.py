@@ -208,9 +208,16 @@ def on_fresh_run(
     return run, items, ok, result
 
 
+_UNBOUNDED = msgspec.msgpack.Encoder(uuid_format="bytes")
+
+
 def bare(exp: AuditExpectation) -> bytes:
-    """An expectation's bytes without what the store itself decides (status, times)."""
-    return codec.encode(
+    """An expectation's bytes without what the store itself decides (status, times).
+
+    Not codec.encode: an expectation just under the size limit as ACKED may be
+    over it as PENDING (a longer status), and this is only a comparison.
+    """
+    return _UNBOUNDED.encode(
         msgspec.structs.replace(exp, status=AuditStatus.PENDING, acked_at=None, late=False)
     )
 

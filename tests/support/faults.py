@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 
 from .snapshot import snapshot
 
@@ -65,9 +66,13 @@ def connections_received(client: redis.Redis) -> int:
 def digest(client: Any) -> str:
     """A fingerprint of the whole data set.
 
-    ``DEBUG DIGEST`` on redis-server; on the embedded server (no DEBUG) every
-    key's type and content (tests/support/snapshot.py).
+    ``DEBUG DIGEST`` on redis-server (of every primary, on a Redis Cluster); on
+    the embedded server (no DEBUG) every key's type and content
+    (tests/support/snapshot.py).
     """
+    if isinstance(client, RedisCluster):
+        digests = client.execute_command("DEBUG", "DIGEST", target_nodes=RedisCluster.PRIMARIES)
+        return repr(sorted(digests.items()))
     try:
         return str(client.execute_command("DEBUG", "DIGEST"))
     except redis.ResponseError:
