@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -11,7 +12,7 @@ from . import async_acks
 from .context import BATCH, DUE_RUNS, FLAT_PREFILL, MEMORY_ACKS, WORKERS, Bench
 from .gang import Gang, Task
 from .measure import interleaved, percentile, rate, time_each, time_repeat
-from .report import Count, Figure, Goal
+from .report import Count, Figure, Goal, say
 from .workload import PendingAck, ack_for, chunks, declare, expectations_for, pending_acks
 
 AT_MOST_110 = Goal("<=", 1.10)
@@ -450,3 +451,40 @@ def asyncio_callers(bench: Bench) -> list[Figure]:
             None,
         ),
     ]
+
+
+def cluster(bench: Bench) -> list[Figure]:
+    """8 processes acking a 3-primary Redis Cluster beside a single node (cluster_bench.py).
+
+    It starts its own single node and local clusters (also with ``--redis-url``).
+    """
+    from . import cluster_bench  # imports the tests' cluster support: only when asked
+
+    found = cluster_bench.run(bench.quick, progress=lambda line: say(f"    {line.strip()}"))
+    rates, costs = found["acks_per_second"], found["server_cpu_us_per_ack"]
+    figures: list[Figure] = []
+    for name in rates:
+        if name == "single node":
+            continue
+        slug = re.sub(r"\W+", "_", name).strip("_")
+        setup = name.removeprefix("cluster ")
+        figures += [
+            Figure(
+                f"{slug}_rate",
+                f"8 processes: acks/s, cluster ({setup}) / one node",
+                rates[name],
+                rates["single node"],
+                "ops/s",
+                None,
+                found,
+            ),
+            Figure(
+                f"{slug}_capacity",
+                f"  busiest node's CPU per ack: one node / cluster ({setup})",
+                costs["single node"],
+                costs[name],
+                "us",
+                None,
+            ),
+        ]
+    return figures

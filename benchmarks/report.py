@@ -100,18 +100,18 @@ def _verdict(met: bool | None) -> str:
 
 def table(figures: list[Figure | Count]) -> str:
     """The figures as a fixed-width text table."""
-    head = f"{'figure':<58} {'ours':>14} {'reference':>14} {'ratio':>8} {'goal':>8}  verdict"
+    head = f"{'figure':<66} {'ours':>14} {'reference':>14} {'ratio':>8} {'goal':>8}  verdict"
     lines = [head, "-" * len(head)]
     for fig in figures:
         if isinstance(fig, Count):
             lines.append(
-                f"{fig.title:<58} {fig.ours:>14,} {fig.baseline:>14,} {'':>8}"
+                f"{fig.title:<66} {fig.ours:>14,} {fig.baseline:>14,} {'':>8}"
                 f" {'= ' + str(fig.must_be):>8}  {_verdict(fig.met)}"
             )
             continue
         goal = "" if fig.goal is None else str(fig.goal)
         lines.append(
-            f"{fig.title:<58} {_value(fig.ours, fig.unit):>14}"
+            f"{fig.title:<66} {_value(fig.ours, fig.unit):>14}"
             f" {_value(fig.reference, fig.unit):>14}"
             f" {fig.ratio:>8.2f} {goal:>8}  {_verdict(fig.met)}"
         )

@@ -33,6 +33,7 @@ STEPS: list[Step] = [
     ("pending index listing", lambda b, g: figures.pending_index(b), False),
     ("embedded vs Redis", lambda b, g: figures.embedded(b), False),
     ("asyncio: 1,000 concurrent callers", lambda b, g: figures.asyncio_callers(b), False),
+    ("Redis Cluster, 3 primaries (own servers)", lambda b, g: figures.cluster(b), False),
     (f"{WORKERS} processes: throughput", lambda b, g: figures.throughput(b, _need(g)), True),
     (f"{WORKERS} processes: lost acks", lambda b, g: figures.lost_acks(b, _need(g)), True),
 ]

@@ -38,6 +38,8 @@ FIGURES = {
     "async_vs_naive",
     "async_cpu_vs_naive",
     "async_vs_sync",
+    "cluster_3_primaries_rate",
+    "cluster_3_primaries_capacity",
 }
 
 
