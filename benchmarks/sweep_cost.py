@@ -1,7 +1,7 @@
 """The deadline sweep's cost per due run: wall time, server time and Redis commands.
 
-Starts its own redis-server on a free port (or uses --redis-url, which it
-FLUSHES: never point it at data you keep), declares RUNS runs whose
+Starts its own redis-server on a free port (it flushes that server between
+measurements, so it takes no --redis-url: it never touches data you keep), declares RUNS runs whose
 expectations are overdue, sweeps them all (``--limit`` runs per call), and
 reads ``INFO commandstats``. After every sweep call it sends as many PINGs on
 the same connection as the call swept runs, so that the ratio compares two
@@ -90,16 +90,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--marks", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--limit", type=int, default=100)
-    parser.add_argument("--redis-url")
     args = parser.parse_args()
-    server = None
-    if args.redis_url:
-        import redis
-
-        client = redis.Redis.from_url(args.redis_url)
-    else:
-        server = RedisServer().start()
-        client = server.client()
+    server = RedisServer().start()
+    client = server.client()
     try:
         version = client.info("server")["redis_version"]
         print(f"redis-server {version}, {args.runs} due runs, sweep(limit={args.limit})")
@@ -120,8 +113,7 @@ def main() -> None:
             )
     finally:
         client.close()
-        if server is not None:
-            server.cleanup()
+        server.cleanup()
 
 
 if __name__ == "__main__":
