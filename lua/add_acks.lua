@@ -21,22 +21,22 @@
   ttl_ms - ttl_ms/16 left (or no TTL yet), so every key always has at least
   15/16 of ttl_ms to live after an ack, for one PTTL instead of five PEXPIREs.
 
-  KEYS[1]  P:{s}:pending  zset  run_id -> earliest PENDING due (ms)
+  KEYS[1]: P:{s}:pending  zset  run_id -> earliest PENDING due (ms)
   then five keys per run r (r = 1 .. R), at KEYS[2 + 5(r-1)] onwards:
            P:{s}:exp:<run>   hash  "domain|action" -> encoded expectation
            P:{s}:st:<run>    hash  "domain|action" -> "STATUS|acked_at_ms|late"
            P:{s}:due:<run>   zset  PENDING "domain|action" -> due (ms)
            P:{s}:acks:<run>  list  encoded acks in arrival order
            P:{s}:ackid:<run> hash  ack id -> outcome digit .. call token
-  KEYS[#KEYS]  P:{s}:findings  stream  findings events of the shard (last key)
+  KEYS[#KEYS]: P:{s}:findings  stream  findings events of the shard (last key)
 
-  ARGV[1]  ttl_ms of every run key (whole number > 0)
-  ARGV[2]  call token: random bytes, one per logical call, the same on re-sends
-  ARGV[3]  R, the number of runs
+  ARGV[1]: ttl_ms of every run key (whole number > 0)
+  ARGV[2]: call token: random bytes, one per logical call, the same on re-sends
+  ARGV[3]: R, the number of runs
   then per run r:   run_id, m (number of its acks),
   then per ack:     ack id, expectation key "domain|action", ok ("1" or "0"),
                     encoded ack (opaque bytes)
-  ARGV[#ARGV]  findings stream bound (whole number > 0; approximate MAXLEN)
+  ARGV[#ARGV]: findings stream bound (whole number > 0; approximate MAXLEN)
 
   Reply    array of integers, one per ack in order:
            0 recorded, 1 duplicate, 2 drift, 3 late

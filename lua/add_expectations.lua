@@ -10,21 +10,21 @@
   PENDING, FAILED or MISSING, no drift), a COMPLETE event is appended to the
   shard's findings stream.
 
-  KEYS[1]  P:{s}:pending     zset  run_id -> earliest PENDING due (ms)
-  KEYS[2]  P:{s}:exp:<run>   hash  "domain|action" -> encoded expectation
-  KEYS[3]  P:{s}:st:<run>    hash  "domain|action" -> "STATUS|acked_at_ms|late"
-  KEYS[4]  P:{s}:due:<run>   zset  PENDING "domain|action" -> due (ms)
-  KEYS[5]  P:{s}:acks:<run>  list  (TTL refresh only)
-  KEYS[6]  P:{s}:ackid:<run> hash  (TTL refresh only)
-  KEYS[7]  P:{s}:findings    stream  findings events of the shard
+  KEYS[1]: P:{s}:pending     zset  run_id -> earliest PENDING due (ms)
+  KEYS[2]: P:{s}:exp:<run>   hash  "domain|action" -> encoded expectation
+  KEYS[3]: P:{s}:st:<run>    hash  "domain|action" -> "STATUS|acked_at_ms|late"
+  KEYS[4]: P:{s}:due:<run>   zset  PENDING "domain|action" -> due (ms)
+  KEYS[5]: P:{s}:acks:<run>  list  (TTL refresh only)
+  KEYS[6]: P:{s}:ackid:<run> hash  (TTL refresh only)
+  KEYS[7]: P:{s}:findings    stream  findings events of the shard
 
-  ARGV[1]  ttl_ms of every run key (whole number > 0)
-  ARGV[2]  run_id (member of the pending index)
-  ARGV[3]  n, the number of expectations that follow
-  ARGV[4 + 3(i-1)]  expectation key "domain|action"
-  ARGV[5 + 3(i-1)]  deadline_ms (whole number >= 0)
-  ARGV[6 + 3(i-1)]  encoded expectation (opaque bytes)
-  ARGV[4 + 3n]      findings stream bound (whole number > 0; approximate MAXLEN)
+  ARGV[1]: ttl_ms of every run key (whole number > 0)
+  ARGV[2]: run_id (member of the pending index)
+  ARGV[3]: n, the number of expectations that follow
+  ARGV[4 + 3(i-1)]: expectation key "domain|action"
+  ARGV[5 + 3(i-1)]: deadline_ms (whole number >= 0)
+  ARGV[6 + 3(i-1)]: encoded expectation (opaque bytes)
+  ARGV[4 + 3n]:     findings stream bound (whole number > 0; approximate MAXLEN)
 
   Reply    integer: how many expectations were newly declared.
   Errors   "RAC_BADARG <what>" when an argument is malformed; nothing is written.

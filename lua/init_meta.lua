@@ -9,10 +9,10 @@
   Flagged allow-oom: a store must be able to start (and read) while the server
   is at maxmemory; the only write is a two-field hash, once per store's lifetime.
 
-  KEYS[1]  P:meta  hash  shards -> count, layout -> version
+  KEYS[1]: P:meta  hash  shards -> count, layout -> version
 
-  ARGV[1]  shard count (whole number > 0)
-  ARGV[2]  key layout version
+  ARGV[1]: shard count (whole number > 0)
+  ARGV[2]: key layout version
 
   Reply    the shard count stored (equal to ARGV[1]).
   Errors   "RAC_BADARG <what>" for a malformed call;

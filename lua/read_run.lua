@@ -2,11 +2,11 @@
 --[[
   read_run: one consistent snapshot of a run for the reconciler.
 
-  KEYS[1]  P:{s}:exp:<run>   hash  "domain|action" -> encoded expectation
-  KEYS[2]  P:{s}:st:<run>    hash  "domain|action" -> "STATUS|acked_at_ms|late"
+  KEYS[1]: P:{s}:exp:<run>   hash  "domain|action" -> encoded expectation
+  KEYS[2]: P:{s}:st:<run>    hash  "domain|action" -> "STATUS|acked_at_ms|late"
                                    (and the open-issue counter "#issues")
-  KEYS[3]  P:{s}:due:<run>   zset  PENDING "domain|action" -> due (ms)
-  KEYS[4]  P:{s}:acks:<run>  list  encoded acks (only counted)
+  KEYS[3]: P:{s}:due:<run>   zset  PENDING "domain|action" -> due (ms)
+  KEYS[4]: P:{s}:acks:<run>  list  encoded acks (only counted)
 
   ARGV     none
 

@@ -6,11 +6,11 @@
   that here, so that alerting can subscribe to the stream instead of polling.
   The event's time is server time.
 
-  KEYS[1]  P:{s}:findings  stream  findings events of the run's shard
+  KEYS[1]: P:{s}:findings  stream  findings events of the run's shard
 
-  ARGV[1]  findings stream bound (whole number > 0; approximate MAXLEN)
-  ARGV[2]  event type: STALE | INCOMPLETE
-  ARGV[3]  run_id
+  ARGV[1]: findings stream bound (whole number > 0; approximate MAXLEN)
+  ARGV[2]: event type: STALE | INCOMPLETE
+  ARGV[3]: run_id
   ARGV[4..] further fields as name, value pairs (names must not be type,
            run_id, at_ms or source)
 

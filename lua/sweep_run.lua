@@ -11,18 +11,18 @@
   the index and reported by an EXPIRED event: that too is an audit finding.
   Running it twice marks nothing twice: a marked expectation is no longer due.
 
-  KEYS[1]  P:{s}:pending     zset    run_id -> earliest PENDING due (ms)
-  KEYS[2]  P:{s}:exp:<run>   hash    "domain|action" -> encoded expectation
-  KEYS[3]  P:{s}:st:<run>    hash    "domain|action" -> "STATUS|acked_at_ms|late"
-  KEYS[4]  P:{s}:due:<run>   zset    PENDING "domain|action" -> due (ms)
-  KEYS[5]  P:{s}:acks:<run>  list    (TTL refresh only)
-  KEYS[6]  P:{s}:ackid:<run> hash    (TTL refresh only)
-  KEYS[7]  P:{s}:findings    stream  findings events of the shard
+  KEYS[1]: P:{s}:pending     zset    run_id -> earliest PENDING due (ms)
+  KEYS[2]: P:{s}:exp:<run>   hash    "domain|action" -> encoded expectation
+  KEYS[3]: P:{s}:st:<run>    hash    "domain|action" -> "STATUS|acked_at_ms|late"
+  KEYS[4]: P:{s}:due:<run>   zset    PENDING "domain|action" -> due (ms)
+  KEYS[5]: P:{s}:acks:<run>  list    (TTL refresh only)
+  KEYS[6]: P:{s}:ackid:<run> hash    (TTL refresh only)
+  KEYS[7]: P:{s}:findings    stream  findings events of the shard
 
-  ARGV[1]  ttl_ms of every run key (whole number > 0)
-  ARGV[2]  run_id (member of the pending index)
-  ARGV[3]  limit: most expectations marked by this call (whole number 1..1000)
-  ARGV[4]  findings stream bound (whole number > 0; approximate MAXLEN)
+  ARGV[1]: ttl_ms of every run key (whole number > 0)
+  ARGV[2]: run_id (member of the pending index)
+  ARGV[3]: limit: most expectations marked by this call (whole number 1..1000)
+  ARGV[4]: findings stream bound (whole number > 0; approximate MAXLEN)
 
   Reply    { state, now_ms, next_due, ... }
            state 0 (swept): next_due is the run's score left in the index, or

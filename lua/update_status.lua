@@ -11,19 +11,19 @@
   move that leaves the run clean (nothing PENDING, FAILED or MISSING, no drift)
   appends a COMPLETE event.
 
-  KEYS[1]  P:{s}:pending     zset  run_id -> earliest PENDING due (ms)
-  KEYS[2]  P:{s}:exp:<run>   hash  "domain|action" -> encoded expectation
-  KEYS[3]  P:{s}:st:<run>    hash  "domain|action" -> "STATUS|acked_at_ms|late"
-  KEYS[4]  P:{s}:due:<run>   zset  PENDING "domain|action" -> due (ms)
-  KEYS[5]  P:{s}:acks:<run>  list  (TTL refresh only)
-  KEYS[6]  P:{s}:ackid:<run> hash  (TTL refresh only)
-  KEYS[7]  P:{s}:findings    stream  findings events of the shard
+  KEYS[1]: P:{s}:pending     zset  run_id -> earliest PENDING due (ms)
+  KEYS[2]: P:{s}:exp:<run>   hash  "domain|action" -> encoded expectation
+  KEYS[3]: P:{s}:st:<run>    hash  "domain|action" -> "STATUS|acked_at_ms|late"
+  KEYS[4]: P:{s}:due:<run>   zset  PENDING "domain|action" -> due (ms)
+  KEYS[5]: P:{s}:acks:<run>  list  (TTL refresh only)
+  KEYS[6]: P:{s}:ackid:<run> hash  (TTL refresh only)
+  KEYS[7]: P:{s}:findings    stream  findings events of the shard
 
-  ARGV[1]  ttl_ms of every run key (whole number > 0)
-  ARGV[2]  run_id (member of the pending index)
-  ARGV[3]  expectation key "domain|action"
-  ARGV[4]  new status: PENDING | ACKED | FAILED | MISSING
-  ARGV[5]  findings stream bound (whole number > 0; approximate MAXLEN)
+  ARGV[1]: ttl_ms of every run key (whole number > 0)
+  ARGV[2]: run_id (member of the pending index)
+  ARGV[3]: expectation key "domain|action"
+  ARGV[4]: new status: PENDING | ACKED | FAILED | MISSING
+  ARGV[5]: findings stream bound (whole number > 0; approximate MAXLEN)
 
   Reply    1 when the expectation exists (now in the new status), 0 when it does not.
   Errors   "RAC_BADARG <what>" for a malformed argument;
