@@ -1,4 +1,4 @@
-"""``python -m benchmarks``: the same runner as ``rac-store bench``."""
+"""``python -m benchmarks``: the benchmark runner (run it from the repository root)."""
 
 import sys
 

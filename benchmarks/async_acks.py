@@ -1,6 +1,8 @@
-"""Benchmark: 1,000 concurrent ``add_ack`` callers in one asyncio process.
+"""1,000 concurrent ``add_ack`` callers in one asyncio process, beside a naive loop.
 
-Figures, measured side by side in one run against one server (acks/s and ratios):
+:func:`figures` gives the runner ``async_vs_naive``, ``async_cpu_vs_naive`` and
+``async_vs_sync``; the first's detail holds everything :func:`run` measured side by
+side in one run against one server (acks/s and ratios):
 
 * ``async_acks_per_s``: AsyncAuditStore with auto-pipelining (the default);
 * ``naive_acks_per_s``: a plain ``redis.asyncio`` loop with the same concurrency,
@@ -19,30 +21,29 @@ coalesces least, as every run in a batch pays its own bookkeeping). The
 ``shared_runs_*`` figures repeat async and naive with ten callers per run.
 Acks are built before the clock starts; validation and encoding are timed in
 every variant. Rounds alternate the variants; each figure is the median.
-
-``python -m benchmarks.async_acks [--quick] [--redis-url URL]`` starts its own
-redis-server on a free port unless given a URL.
+Everything is written under the run's key prefix and cleared at the end.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio
 
 from rac_store import AsyncAuditStore, AuditExpectation, AuditStore, DomainAck
+from rac_store.scripts import Script
+
+from .context import Bench
+from .report import Figure, Goal
 
 CALLERS = 1000
 NAIVE_CONNECTIONS = 100
 """Pool size of the naive loop (redis.asyncio's default), blocking when all are busy."""
-PREFIX = "bench-async"
 
 Work = list[tuple[uuid.UUID, list[DomainAck]]]
 Ack = Callable[[uuid.UUID, DomainAck], Awaitable[Any]]
@@ -77,15 +78,15 @@ async def _callers(work: Work, ack: Ack) -> float:
     return time.perf_counter() - start
 
 
-async def _async_store(url: str, work: Work, autopipeline: bool) -> float:
-    async with AsyncAuditStore.from_url(url, prefix=PREFIX, autopipeline=autopipeline) as store:
+async def _async_store(url: str, prefix: str, work: Work, autopipeline: bool) -> float:
+    async with AsyncAuditStore.from_url(url, prefix=prefix, autopipeline=autopipeline) as store:
         return await _callers(work, store.add_ack)
 
 
 async def _naive(url: str, work: Work, sync_store: AuditStore) -> float:
     pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=NAIVE_CONNECTIONS)
     client = redis.asyncio.Redis.from_pool(pool)
-    sha = await client.script_load(sync_store._scripts["add_acks"].script)
+    sha = await client.script_load(sync_store._scripts[Script.ADD_ACKS].text)
     build = sync_store.core.add_ack
 
     async def ack(run: uuid.UUID, item: DomainAck) -> Any:
@@ -106,12 +107,13 @@ def _sync(store: AuditStore, work: Work) -> float:
     return time.perf_counter() - start
 
 
-class _Bench:
+class _Variants:
     """Runs variants on fresh runs, keeps their rates, clears what they wrote."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str) -> None:
         self.url = url
-        self.store = AuditStore.from_url(url, prefix=PREFIX)
+        self.prefix = prefix
+        self.store = AuditStore.from_url(url, prefix=prefix)
         self.rates: dict[str, list[float]] = {}
         self._runs: set[uuid.UUID] = set()
 
@@ -125,7 +127,8 @@ class _Bench:
         elif name == "sync":
             seconds = _sync(self.store, work)
         else:
-            seconds = asyncio.run(_async_store(self.url, work, not name.endswith("unpipelined")))
+            pipelined = not name.endswith("unpipelined")
+            seconds = asyncio.run(_async_store(self.url, self.prefix, work, pipelined))
         client_cpu = time.process_time() - client_cpu
         server_cpu = self._server_cpu() - server_cpu
         self.rates.setdefault(f"{name}_acks_per_s", []).append(acks / seconds)
@@ -142,68 +145,67 @@ class _Bench:
         self.store.close()
 
 
-def run(redis_url: str, quick: bool) -> dict[str, float]:
-    """Measure every variant on the server at ``redis_url``; figures in acks/s and ratios."""
+def run(redis_url: str, prefix: str, quick: bool) -> dict[str, float]:
+    """Every variant on ``redis_url`` under ``prefix``: acks/s, CPU µs per ack, ratios."""
     acks_each, rounds, sync_acks = (5, 1, 2_000) if quick else (20, 5, 10_000)
-    bench = _Bench(redis_url)
+    variants = _Variants(redis_url, prefix)
     try:
         for name in ("naive", "async", "async_unpipelined"):  # warm-up: connections, scripts
-            bench.measure(name, make_work(CALLERS, 1))
-        bench.rates.clear()
+            variants.measure(name, make_work(CALLERS, 1))
+        variants.rates.clear()
         for _ in range(rounds):
             for name in ("naive", "async", "async_unpipelined"):
-                bench.measure(name, make_work(CALLERS, acks_each))
+                variants.measure(name, make_work(CALLERS, acks_each))
             for name in ("shared_runs_naive", "shared_runs_async"):
-                bench.measure(name, make_work(CALLERS, acks_each, callers_per_run=10))
-            bench.measure("sync", make_work(sync_acks // acks_each, acks_each))
+                variants.measure(name, make_work(CALLERS, acks_each, callers_per_run=10))
+            variants.measure("sync", make_work(sync_acks // acks_each, acks_each))
     finally:
-        bench.close()
-    figures = {name: statistics.median(values) for name, values in bench.rates.items()}
-    figures["ratio_vs_naive"] = figures["async_acks_per_s"] / figures["naive_acks_per_s"]
-    figures["ratio_vs_sync"] = figures["async_acks_per_s"] / figures["sync_acks_per_s"]
-    figures["ratio_unpipelined_vs_naive"] = (
-        figures["async_unpipelined_acks_per_s"] / figures["naive_acks_per_s"]
+        variants.close()
+    found = {name: statistics.median(values) for name, values in variants.rates.items()}
+    found["ratio_vs_naive"] = found["async_acks_per_s"] / found["naive_acks_per_s"]
+    found["ratio_vs_sync"] = found["async_acks_per_s"] / found["sync_acks_per_s"]
+    found["ratio_unpipelined_vs_naive"] = (
+        found["async_unpipelined_acks_per_s"] / found["naive_acks_per_s"]
     )
-    figures["shared_runs_ratio_vs_naive"] = (
-        figures["shared_runs_async_acks_per_s"] / figures["shared_runs_naive_acks_per_s"]
+    found["shared_runs_ratio_vs_naive"] = (
+        found["shared_runs_async_acks_per_s"] / found["shared_runs_naive_acks_per_s"]
     )
-    figures["cpu_ratio_vs_naive"] = _cpu_per_ack(figures, "naive") / _cpu_per_ack(figures, "async")
-    return figures
+    found["cpu_ratio_vs_naive"] = _cpu_per_ack(found, "naive") / _cpu_per_ack(found, "async")
+    return found
 
 
-def _cpu_per_ack(figures: dict[str, float], name: str) -> float:
+def _cpu_per_ack(found: dict[str, float], name: str) -> float:
     """Client plus server CPU time per ack of one variant (µs)."""
-    return figures[f"{name}_client_cpu_us_per_ack"] + figures[f"{name}_redis_cpu_us_per_ack"]
+    return found[f"{name}_client_cpu_us_per_ack"] + found[f"{name}_redis_cpu_us_per_ack"]
 
 
-@contextlib.contextmanager
-def _server(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
-        return
-    from tests.support.redis_server import running_redis
-
-    with running_redis() as server:
-        yield server.url
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Print the figures, and the goal, of one run of this benchmark."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.async_acks",
-        description="1,000 concurrent add_ack callers: auto-pipelined vs naive vs sync.",
-    )
-    parser.add_argument("--quick", action="store_true", help="fewer acks and rounds")
-    parser.add_argument("--redis-url", help="use this server instead of starting one")
-    args = parser.parse_args(argv)
-    with _server(args.redis_url) as url:
-        figures = run(url, args.quick)
-    for name, value in figures.items():
-        print(f"{name:40} {value:12.2f}")
-    verdict = "met" if figures["ratio_vs_naive"] >= 5 else "NOT met"
-    print(f"goal ratio_vs_naive >= 5: {verdict}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def figures(bench: Bench) -> list[Figure]:
+    """The asyncio figures of one run, as ratios (rates, then CPU per ack)."""
+    found = run(bench.url, bench.namespace("async"), bench.quick)
+    return [
+        Figure(
+            "async_vs_naive",
+            "asyncio, 1,000 callers: AsyncAuditStore / naive redis.asyncio",
+            found["async_acks_per_s"],
+            found["naive_acks_per_s"],
+            "ops/s",
+            Goal(">=", 5),
+            found,
+        ),
+        Figure(
+            "async_cpu_vs_naive",
+            "  CPU per ack (client + server): naive / AsyncAuditStore",
+            _cpu_per_ack(found, "naive"),
+            _cpu_per_ack(found, "async"),
+            "us",
+            None,
+        ),
+        Figure(
+            "async_vs_sync",
+            "  AsyncAuditStore acks/s / sync AuditStore acks/s, one process",
+            found["async_acks_per_s"],
+            found["sync_acks_per_s"],
+            "ops/s",
+            None,
+        ),
+    ]

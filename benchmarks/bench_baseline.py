@@ -8,7 +8,7 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from rac_store import DomainAck
-from rac_store._redis_process import RedisServer
+from tests.support.redis_server import RedisServer
 
 from .baseline import LegacyAuditStore
 from .conftest import feeder

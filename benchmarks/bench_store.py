@@ -1,7 +1,7 @@
 """pytest-benchmark: one benchmark per store operation, on Redis and on the embedded server.
 
 ``pytest benchmarks/`` runs them; the side-by-side ratios come from the runner
-(``rac-store bench``). Every write benchmark writes something new on each
+(``python -m benchmarks``). Every write benchmark writes something new on each
 round, as a worker does.
 """
 

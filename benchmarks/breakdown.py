@@ -13,9 +13,22 @@ from .workload import pending_acks
 _PER_CALL_SCRIPT = "for i = 1, 10 do redis.call('PTTL', KEYS[1]) end return {0}"
 
 
-def _commandstats(client: Any) -> dict[str, tuple[int, int]]:
+CommandStats = dict[str, tuple[int, int]]
+"""Calls and microseconds of each command, from ``INFO commandstats``."""
+
+
+def commandstats(client: Any) -> CommandStats:
+    """The server's calls and microseconds so far, by command (lower-case name)."""
     stats = client.info("commandstats")
     return {name[len("cmdstat_") :]: (int(v["calls"]), int(v["usec"])) for name, v in stats.items()}
+
+
+def since(before: CommandStats, after: CommandStats) -> CommandStats:
+    """The calls and microseconds of each command between two readings."""
+    return {
+        name: (calls - before.get(name, (0, 0))[0], usec - before.get(name, (0, 0))[1])
+        for name, (calls, usec) in after.items()
+    }
 
 
 def server_side(bench: Bench, count: int) -> dict[str, Any]:
@@ -24,14 +37,10 @@ def server_side(bench: Bench, count: int) -> dict[str, Any]:
     acks = pending_acks(store, count + 50)
     for item in acks[:50]:
         store.add_ack(item.run_id, item.ack)
-    before = _commandstats(store.client)
+    before = commandstats(store.client)
     for item in acks[50:]:
         store.add_ack(item.run_id, item.ack)
-    after = _commandstats(store.client)
-    delta = {
-        name: (calls - before.get(name, (0, 0))[0], usec - before.get(name, (0, 0))[1])
-        for name, (calls, usec) in after.items()
-    }
+    delta = since(before, commandstats(store.client))
     evalsha_calls, evalsha_usec = delta.get("evalsha", (0, 0))
     inner = {
         name: round(calls / count, 2)

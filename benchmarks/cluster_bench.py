@@ -1,37 +1,34 @@
 """Acks/s from 8 worker processes: a 3-primary Redis Cluster beside a single node, in one run.
 
-Self-contained: starts its own redis-server and local clusters on free loopback
-ports (tests/support), declares runs spread over every shard, and lets 8 spawned
-processes ack them one ``add_ack`` at a time after a common start signal. The
-figure is total acks / wall time from the signal to the last worker's end.
-
-    python -m benchmarks.cluster_bench [--quick] [--json out.json]
-
-``run(quick)`` returns the figures as a dict (for the ``rac-store bench`` runner).
+It starts a fresh single node and local clusters of its own (:mod:`benchmarks.servers`,
+also when the run was given ``--redis-url``), declares runs spread over every shard,
+and lets 8 spawned processes ack them one ``add_ack`` at a time after a common start
+signal. A rate is total acks / wall time from the signal to the last worker's end.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import multiprocessing
-import sys
+import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from rac_store import AuditExpectation, AuditStore, create_domain_ack
-from tests.support.cluster import LocalCluster
-from tests.support.redis_server import RedisServer
+
+from . import servers
+from .context import Bench
+from .report import Figure, say
 
 PROCESSES = 8
 RUNS = 64
 """Runs in flight; 64 runs spread over the default 16 shards, so over every primary."""
+SINGLE = "single node"
 
 
 def _worker(url: str, jobs: Sequence[tuple[str, str]], ready: Any, go: Any, out: Any) -> None:
@@ -109,25 +106,20 @@ class Sample:
     """CPU time of the busiest primary per ack sent to the whole setup (microseconds)."""
 
 
-@contextlib.contextmanager
-def _single_node() -> Iterator[tuple[str, list[int]]]:
-    server = RedisServer().start()
-    try:
-        yield server.url, [server.port]
-    finally:
-        server.cleanup()
+Setup = tuple[str, str, list[int]]
+"""(name, URL, the primaries' ports)."""
 
 
-@contextlib.contextmanager
-def _cluster(replicas: int) -> Iterator[tuple[str, list[int]]]:
-    cluster = LocalCluster(primaries=3, replicas=replicas).start()
-    try:
-        yield cluster.url, cluster.primary_ports()
-    finally:
-        cluster.cleanup()
-
-
-Setup = Callable[[], contextlib.AbstractContextManager[tuple[str, list[int]]]]
+def _setups(stack: contextlib.ExitStack, quick: bool) -> list[Setup]:
+    """Start a single node and the clusters the run compares (stopped with ``stack``)."""
+    node = stack.enter_context(servers.redis_server())
+    started = [(SINGLE, node.url, [node.port])]
+    replicas = (0,) if quick else (0, 1)
+    for count in replicas:
+        cluster = stack.enter_context(servers.local_cluster(replicas=count))
+        name = "cluster 3 primaries" + (" + 3 replicas" if count else "")
+        started.append((name, cluster.url, cluster.primary_ports()))
+    return started
 
 
 def run(quick: bool = False, progress: Callable[[str], None] = print) -> dict[str, Any]:
@@ -141,16 +133,10 @@ def run(quick: bool = False, progress: Callable[[str], None] = print) -> dict[st
     """
     acks = 4_000 if quick else 40_000
     rounds = 1 if quick else 3
-    setups: list[tuple[str, Setup]] = [
-        ("single node", _single_node),
-        ("cluster 3 primaries", lambda: _cluster(0)),
-    ]
-    if not quick:
-        setups.append(("cluster 3 primaries + 3 replicas", lambda: _cluster(1)))
     rates: dict[str, float] = {}
     costs: dict[str, float] = {}
     with contextlib.ExitStack() as stack:
-        started = [(name, *stack.enter_context(start())) for name, start in setups]
+        started = _setups(stack, quick)
         for round_no in range(rounds):  # interleaved rounds; the best of each is kept
             for name, url, ports in started:
                 sample = measure(url, ports, acks)
@@ -167,31 +153,37 @@ def run(quick: bool = False, progress: Callable[[str], None] = print) -> dict[st
         "acks_per_round": acks,
         "rounds": rounds,
         "acks_per_second": rates,
-        "ratio_to_single_node": {name: rate / rates["single node"] for name, rate in rates.items()},
+        "ratio_to_single_node": {name: rate / rates[SINGLE] for name, rate in rates.items()},
         "server_cpu_us_per_ack": costs,
-        "capacity_ratio": {name: costs["single node"] / cost for name, cost in costs.items()},
+        "capacity_ratio": {name: costs[SINGLE] / cost for name, cost in costs.items()},
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="one short round (under a minute)")
-    parser.add_argument("--json", help="write the figures to this file")
-    args = parser.parse_args(argv)
-    print(f"cluster benchmark: {PROCESSES} processes, add_ack one at a time")
-    figures = run(args.quick)
-    print()
-    print(f"{'setup':<34} {'acks/s':>9} {'ratio':>6}   {'us CPU/ack':>10} {'capacity':>8}")
-    for name, rate in figures["acks_per_second"].items():
-        ratio = figures["ratio_to_single_node"][name]
-        cost = figures["server_cpu_us_per_ack"][name]
-        capacity = figures["capacity_ratio"][name]
-        print(f"{name:<34} {rate:>9,.0f} {ratio:>5.2f}x   {cost:>10.1f} {capacity:>7.2f}x")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(figures, handle, indent=2)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def figures(bench: Bench) -> list[Figure]:
+    """For each cluster: acks/s over the single node's, and the busiest node's CPU per ack."""
+    found = run(bench.quick, progress=lambda line: say(f"    {line.strip()}"))
+    rates, costs = found["acks_per_second"], found["server_cpu_us_per_ack"]
+    result: list[Figure] = []
+    for name in [name for name in rates if name != SINGLE]:
+        slug = re.sub(r"\W+", "_", name).strip("_")
+        setup = name.removeprefix("cluster ")
+        result += [
+            Figure(
+                f"{slug}_rate",
+                f"8 processes: acks/s, cluster ({setup}) / one node",
+                rates[name],
+                rates[SINGLE],
+                "ops/s",
+                None,
+                found,
+            ),
+            Figure(
+                f"{slug}_capacity",
+                f"  busiest node's CPU per ack: one node / cluster ({setup})",
+                costs[SINGLE],
+                costs[name],
+                "us",
+                None,
+            ),
+        ]
+    return result

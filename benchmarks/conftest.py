@@ -1,7 +1,7 @@
 """Fixtures of the pytest-benchmark modules (``pytest benchmarks/``).
 
-They start their own redis-server on a free loopback port, like the runner and
-the tests, and never touch a server somebody else runs. Compare commits with
+They start their own redis-server on a free loopback port (:mod:`benchmarks.servers`,
+as the runner does) and never touch a server somebody else runs. Compare commits with
 ``pytest benchmarks/ --benchmark-autosave`` then ``--benchmark-compare``.
 """
 
@@ -14,9 +14,10 @@ import pytest
 import redis
 
 from rac_store import AuditStore
-from rac_store._redis_process import RedisServer
 from rac_store.embedded import create_embedded_client
+from tests.support.redis_server import RedisServer
 
+from .servers import redis_server as start_redis_server
 from .workload import PendingAck, pending_acks
 
 ROUNDS = 1000
@@ -26,9 +27,8 @@ ROUNDS = 1000
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A redis-server this session starts on a free loopback port."""
-    server = RedisServer().start()
-    yield server
-    server.cleanup()
+    with start_redis_server() as server:
+        yield server
 
 
 @pytest.fixture(params=["redis", "embedded"])

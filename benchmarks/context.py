@@ -19,7 +19,8 @@ from .baseline import LegacyAuditStore
 class Sizes:
     """How much each figure measures. The figures' own definitions (10,000 acks
     already in a run, batches of 100, a run of 100 acks, 1,000 due runs, 8
-    processes) stay fixed; only repetitions and the big index shrink for --quick."""
+    processes, 2,000 due runs to sweep) stay fixed in the full run; --quick has
+    fewer repetitions, a smaller index and fewer runs to sweep."""
 
     latency_blocks: int = 20
     latency_block: int = 500
@@ -35,6 +36,7 @@ class Sizes:
     embedded_blocks: int = 10
     embedded_block: int = 200
     profile_acks: int = 3000
+    sweep_runs: int = 2000
 
     def scaled(self, factor: float) -> Sizes:
         """Every repetition count times ``factor`` (at least 1 each)."""
@@ -58,6 +60,7 @@ QUICK = Sizes(
     embedded_blocks=4,
     embedded_block=100,
     profile_acks=800,
+    sweep_runs=400,
 )
 
 WORKERS = 8
@@ -89,9 +92,9 @@ class Bench:
         """A store on the benchmark's Redis, in a namespace of its own."""
         return AuditStore(self.client(), prefix=self.namespace(name), **options)
 
-    def embedded_store(self) -> AuditStore:
+    def embedded_store(self, **options: Any) -> AuditStore:
         """A store on a new embedded server (the MEMORY default)."""
-        return AuditStore(create_embedded_client())
+        return AuditStore(create_embedded_client(), **options)
 
     def legacy(self, name: str) -> LegacyAuditStore:
         """The old design on the benchmark's Redis."""

@@ -1,18 +1,20 @@
-"""The figures of issue 3, each measured side by side and returned as ratios."""
+"""The hot path's figures against PING, SET and the old design, each a ratio measured side by side.
+
+The asyncio, cluster and sweep figures are in their own modules (:mod:`benchmarks.async_acks`,
+:mod:`benchmarks.cluster_bench`, :mod:`benchmarks.sweep_cost`).
+"""
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
 from rac_store import AuditStore, create_domain_ack
 
-from . import async_acks
 from .context import BATCH, DUE_RUNS, FLAT_PREFILL, MEMORY_ACKS, WORKERS, Bench
 from .gang import Gang, Task
 from .measure import interleaved, percentile, rate, time_each, time_repeat
-from .report import Count, Figure, Goal, say
+from .report import Count, Figure, Goal
 from .workload import PendingAck, ack_for, chunks, declare, expectations_for, pending_acks
 
 AT_MOST_110 = Goal("<=", 1.10)
@@ -415,76 +417,3 @@ def embedded(bench: Bench) -> list[Figure]:
             {"samples_each": len(mem)},
         )
     ]
-
-
-def asyncio_callers(bench: Bench) -> list[Figure]:
-    """1,000 concurrent add_ack callers in one asyncio process (benchmarks/async_acks.py)."""
-    found = async_acks.run(bench.url, bench.quick)
-
-    def cpu(name: str) -> float:
-        return found[f"{name}_client_cpu_us_per_ack"] + found[f"{name}_redis_cpu_us_per_ack"]
-
-    return [
-        Figure(
-            "async_vs_naive",
-            "asyncio, 1,000 callers: AsyncAuditStore / naive redis.asyncio",
-            found["async_acks_per_s"],
-            found["naive_acks_per_s"],
-            "ops/s",
-            Goal(">=", 5),
-            found,
-        ),
-        Figure(
-            "async_cpu_vs_naive",
-            "  CPU per ack (client + server): naive / AsyncAuditStore",
-            cpu("naive"),
-            cpu("async"),
-            "us",
-            None,
-        ),
-        Figure(
-            "async_vs_sync",
-            "  AsyncAuditStore acks/s / sync AuditStore acks/s, one process",
-            found["async_acks_per_s"],
-            found["sync_acks_per_s"],
-            "ops/s",
-            None,
-        ),
-    ]
-
-
-def cluster(bench: Bench) -> list[Figure]:
-    """8 processes acking a 3-primary Redis Cluster beside a single node (cluster_bench.py).
-
-    It starts its own single node and local clusters (also with ``--redis-url``).
-    """
-    from . import cluster_bench  # imports the tests' cluster support: only when asked
-
-    found = cluster_bench.run(bench.quick, progress=lambda line: say(f"    {line.strip()}"))
-    rates, costs = found["acks_per_second"], found["server_cpu_us_per_ack"]
-    figures: list[Figure] = []
-    for name in rates:
-        if name == "single node":
-            continue
-        slug = re.sub(r"\W+", "_", name).strip("_")
-        setup = name.removeprefix("cluster ")
-        figures += [
-            Figure(
-                f"{slug}_rate",
-                f"8 processes: acks/s, cluster ({setup}) / one node",
-                rates[name],
-                rates["single node"],
-                "ops/s",
-                None,
-                found,
-            ),
-            Figure(
-                f"{slug}_capacity",
-                f"  busiest node's CPU per ack: one node / cluster ({setup})",
-                costs["single node"],
-                costs[name],
-                "us",
-                None,
-            ),
-        ]
-    return figures

@@ -1,27 +1,25 @@
-"""The benchmark runner: ``python -m benchmarks`` and ``rac-store bench``.
+"""The benchmark runner, ``python -m benchmarks`` (run from the repository root).
 
-It starts its own redis-server on a free loopback port (or uses ``--redis-url``,
-where it writes only keys under its own prefix and deletes them at the end),
-measures every figure side by side in one process tree, prints progress and a
-table of ratios against the goals, and writes the figures to a JSON file.
+It starts its own redis-server on a free loopback port (:mod:`benchmarks.servers`;
+or uses ``--redis-url``, where it writes only keys under its own prefix and deletes
+them at the end), measures every figure side by side in one process tree, prints
+progress and a table of ratios against the goals, and writes the figures to a JSON file.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rac_store._redis_process import RedisServer
-
-from . import figures
+from . import async_acks, cluster_bench, figures, sweep_cost
 from .breakdown import profile, summary
 from .context import FULL, QUICK, WORKERS, Bench
 from .gang import Gang
 from .report import Count, Figure, machine, markdown, say, table, write_json
+from .servers import run_redis
 
 Step = tuple[str, Callable[[Bench, Gang | None], list[Any]], bool]
 
@@ -32,12 +30,13 @@ STEPS: list[Step] = [
     ("memory per ack", lambda b, g: figures.memory(b), False),
     ("pending index listing", lambda b, g: figures.pending_index(b), False),
     ("embedded vs Redis", lambda b, g: figures.embedded(b), False),
-    ("asyncio: 1,000 concurrent callers", lambda b, g: figures.asyncio_callers(b), False),
-    ("Redis Cluster, 3 primaries (own servers)", lambda b, g: figures.cluster(b), False),
+    ("deadline sweep per due run", lambda b, g: sweep_cost.figures(b), False),
+    ("asyncio: 1,000 concurrent callers", lambda b, g: async_acks.figures(b), False),
+    ("Redis Cluster, 3 primaries (own servers)", lambda b, g: cluster_bench.figures(b), False),
     (f"{WORKERS} processes: throughput", lambda b, g: figures.throughput(b, _need(g)), True),
     (f"{WORKERS} processes: lost acks", lambda b, g: figures.lost_acks(b, _need(g)), True),
 ]
-"""(title, measure, needs the worker gang). Other issues append their figures here."""
+"""(title, measure, needs the worker gang), in the order they run and appear in the table."""
 
 
 def _need(gang: Gang | None) -> Gang:
@@ -46,12 +45,15 @@ def _need(gang: Gang | None) -> Gang:
     return gang
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The runner's options (shared by ``python -m benchmarks`` and ``rac-store bench``)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The options of ``python -m benchmarks``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="Side-by-side benchmarks of rac_store."
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="fewer repetitions and a 100,000-run index (< 60 s on 2 cores)",
+        help="fewer repetitions, a 100,000-run index, 400 runs to sweep (< 60 s on 2 cores)",
     )
     parser.add_argument(
         "--redis-url",
@@ -74,6 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-profile", action="store_true", help="skip the profile of add_ack (server and client)"
     )
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
+    return parser
 
 
 def _redis_version(bench: Bench) -> str:
@@ -84,28 +87,16 @@ def _redis_version(bench: Bench) -> str:
         client.close()
 
 
-@contextlib.contextmanager
-def _redis(url: str | None) -> Iterator[tuple[str, bool]]:
-    if url:
-        yield url, False
-        return
-    server = RedisServer().start()
-    try:
-        yield server.url, True
-    finally:
-        server.cleanup()
-
-
 def run(args: argparse.Namespace) -> int:
     """Measure everything, print the table, write the JSON file; 0 when it all ran."""
     started = time.monotonic()
     sizes = (QUICK if args.quick else FULL).scaled(args.scale)
     mode = "quick" if args.quick else "full"
-    with _redis(args.redis_url) as (url, own):
+    with run_redis(args.redis_url) as (url, own):
         bench = Bench(url, sizes, own, quick=args.quick)
         info = machine(_redis_version(bench))
         say(
-            f"rac-store bench ({mode}): redis-server {info['redis_server']} at {url},"
+            f"python -m benchmarks ({mode}): redis-server {info['redis_server']} at {url},"
             f" {info['nproc']} CPUs ({info['cpu_model']}), Python {info['python']}"
         )
         results: list[Figure | Count] = []
@@ -151,15 +142,6 @@ def _line(fig: Figure | Count) -> str:
     if isinstance(fig, Count):
         return f"{fig.title}: ours {fig.ours}, baseline {fig.baseline}"
     return f"{fig.title.strip()}: {fig.ratio:.2f}" + (f" (goal {fig.goal})" if fig.goal else "")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``python -m benchmarks``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description="Side-by-side benchmarks of rac_store."
-    )
-    add_arguments(parser)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,120 +1,177 @@
-"""The deadline sweep's cost per due run: wall time, server time and Redis commands.
+"""The deadline sweep's cost per due run, beside PING and beside the embedded server.
 
-Starts its own redis-server on a free port (it flushes that server between
-measurements, so it takes no --redis-url: it never touches data you keep), declares RUNS runs whose
-expectations are overdue, sweeps them all (``--limit`` runs per call), and
-reads ``INFO commandstats``. After every sweep call it sends as many PINGs on
-the same connection as the call swept runs, so that the ratio compares two
-figures taken side by side on a noisy machine. The embedded backend is timed
-the same way.
-
-    .venv/bin/python benchmarks/sweep_cost.py [--runs 2000] [--marks 1 4] [--limit 100]
+For 1 and 4 overdue expectations per run, it declares ``sweep_runs`` runs (each with
+those overdue expectations and one due in ten minutes) in a namespace of its own on
+the run's Redis, and the same on a new embedded server. After one untimed sweep each
+(which loads the script), it sweeps both until nothing is due, ``LIMIT`` runs per
+call, alternating the two call by call; after each call it sends as many PINGs on the
+same connection as the call swept runs, so the sweep and the round trip are timed side
+by side. Nothing is flushed: a sweep reads only its own namespace's pending index. On a
+server the run started, ``INFO commandstats`` read before and after gives the commands
+and server time per due run; on a ``--redis-url`` server (other clients' commands would
+count too) they are left out.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 import uuid
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from rac_store import AuditExpectation, AuditReconciler, AuditStore
 
-from rac_store import AuditExpectation, AuditStore
-from rac_store.embedded import create_embedded_client
-from rac_store.reconciler import AuditReconciler
-from tests.support.redis_server import RedisServer
+from .breakdown import CommandStats, commandstats, since
+from .context import Bench
+from .report import Figure, say
+
+LIMIT = 100
+"""Runs per ``sweep()`` call."""
+OVERDUE = (1, 4)
+"""Overdue expectations per run, one measurement each."""
 
 
-def prepare(store: AuditStore, runs: int, marks: int) -> None:
-    """``runs`` runs, each with ``marks`` overdue expectations and one not due."""
+def prepare(store: AuditStore, runs: int, overdue: int) -> None:
+    """``runs`` runs, each with ``overdue`` expectations past due and one not due."""
     for _ in range(runs):
         run = uuid.uuid4()
-        exps = [AuditExpectation(run, "d", f"late{i}", 0) for i in range(marks)]
+        exps = [AuditExpectation(run, "d", f"late{i}", 0) for i in range(overdue)]
         exps.append(AuditExpectation(run, "d", "later", 600_000))
         store.add_expectations(run, exps)
-    time.sleep(0.01)
 
 
-def sweep_all(rec: AuditReconciler, client: Any, limit: int) -> dict[str, float]:
-    """Sweep until nothing is due, with one PING per swept run after each call."""
-    sweep_s = ping_s = 0.0
-    runs = calls = pings = 0
-    while True:
+@dataclass
+class Side:
+    """One backend being swept, and what its sweep calls and PINGs took."""
+
+    store: AuditStore
+    reconciler: AuditReconciler = field(init=False)
+    runs: int = 0
+    calls: int = 0
+    pings: int = 0
+    sweep_s: float = 0.0
+    ping_s: float = 0.0
+    more_due: bool = True
+
+    def __post_init__(self) -> None:
+        self.reconciler = AuditReconciler(self.store, metrics=False)
+
+    def warm_up(self) -> None:
+        """Sweep one due run, untimed: the script is loaded and the connection open."""
+        prepare(self.store, 1, 1)
+        time.sleep(0.01)
+        while self.reconciler.sweep(limit=LIMIT).more_due:
+            pass
+
+    def step(self) -> None:
+        """One sweep call, then one PING per run it swept (at least one)."""
         started = time.perf_counter()
-        report = rec.sweep(limit=limit)
-        sweep_s += time.perf_counter() - started
-        runs += report.runs_swept
-        calls += 1
+        report = self.reconciler.sweep(limit=LIMIT)
+        self.sweep_s += time.perf_counter() - started
+        self.runs += report.runs_swept
+        self.calls += 1
+        self.more_due = report.more_due
+        count = max(report.runs_swept, 1)
         started = time.perf_counter()
-        for _ in range(max(report.runs_swept, 1)):
-            client.ping()
-        ping_s += time.perf_counter() - started
-        pings += max(report.runs_swept, 1)
-        if not report.more_due:
-            return {
-                "runs": runs,
-                "calls": calls,
-                "us_per_run": sweep_s / runs * 1e6,
-                "ping_us": ping_s / pings * 1e6,
-            }
+        for _ in range(count):
+            self.store.client.ping()
+        self.ping_s += time.perf_counter() - started
+        self.pings += count
+
+    @property
+    def us_per_run(self) -> float:
+        """Wall time of the sweep calls per due run (µs)."""
+        return self.sweep_s / max(self.runs, 1) * 1e6
+
+    @property
+    def ping_us(self) -> float:
+        """Mean PING time on the same connection (µs)."""
+        return self.ping_s / max(self.pings, 1) * 1e6
 
 
-def measure(client: Any, runs: int, marks: int, limit: int) -> dict[str, Any]:
-    """Prepare, sweep and count for one backend."""
-    client.flushall()
-    store = AuditStore(client, metrics=False)
-    rec = AuditReconciler(store, metrics=False)
-    prepare(store, runs, marks)
-    embedded = type(client).__module__.startswith("fakeredis")
-    if not embedded:
-        client.config_resetstat()
-    row: dict[str, Any] = sweep_all(rec, client, limit)
-    assert row["runs"] == runs, (row, runs)
-    if not embedded:
-        stats = {k.removeprefix("cmdstat_"): v for k, v in client.info("commandstats").items()}
-        for name in ("config|resetstat", "info", "ping"):
-            stats.pop(name, None)
-        calls = {k: int(v["calls"]) for k, v in stats.items()}
-        row["commands_per_run"] = sum(calls.values()) / runs
-        row["evalsha_per_run"] = calls.get("evalsha", 0) / runs
-        row["script_us"] = float(stats["evalsha"]["usec_per_call"])
-        row["breakdown"] = {k: round(v / runs, 2) for k, v in sorted(calls.items())}
-    return row
+def _server_counts(before: CommandStats, after: CommandStats, runs: int) -> dict[str, Any]:
+    """Commands and EVALSHA server time per due run, from two commandstats readings."""
+    delta = since(before, after)
+    calls = {name: n for name, (n, _) in delta.items() if n and name not in ("ping", "info")}
+    evalsha_calls, evalsha_usec = delta.get("evalsha", (0, 0))
+    return {
+        "commands_per_run": sum(calls.values()) / runs,
+        "evalsha_per_run": evalsha_calls / runs,
+        "script_us": evalsha_usec / max(evalsha_calls, 1),
+        "commands": {name: round(n / runs, 2) for name, n in sorted(calls.items())},
+    }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--runs", type=int, default=2000)
-    parser.add_argument("--marks", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--limit", type=int, default=100)
-    args = parser.parse_args()
-    server = RedisServer().start()
-    client = server.client()
-    try:
-        version = client.info("server")["redis_version"]
-        print(f"redis-server {version}, {args.runs} due runs, sweep(limit={args.limit})")
-        for marks in args.marks:
-            real = measure(client, args.runs, marks, args.limit)
-            emb = measure(create_embedded_client(), args.runs, marks, args.limit)
-            print(
-                f"\n{marks} overdue expectation(s) per run:"
-                f"\n  redis     {real['us_per_run']:7.1f} us per due run"
-                f" = {real['us_per_run'] / real['ping_us']:.2f} x PING"
-                f" ({real['ping_us']:.1f} us, interleaved);"
-                f" script {real['script_us']:.1f} us of server time;"
-                f" {real['commands_per_run']:.2f} commands per run"
-                f" ({real['evalsha_per_run']:.2f} EVALSHA; {real['calls']} sweep calls)"
-                f"\n  embedded  {emb['us_per_run']:7.1f} us per due run"
-                f" = {emb['us_per_run'] / emb['ping_us']:.2f} x its PING ({emb['ping_us']:.1f} us)"
-                f"\n  commands per run: {real['breakdown']}"
+def measure(bench: Bench, overdue: int) -> tuple[Side, Side, dict[str, Any]]:
+    """Sweep Redis and the embedded server side by side; (Redis, embedded, server counts)."""
+    runs = bench.sizes.sweep_runs
+    sides = [
+        Side(bench.store(f"sweep{overdue}", metrics=False)),
+        Side(bench.embedded_store(metrics=False)),
+    ]
+    for side in sides:
+        side.warm_up()
+        prepare(side.store, runs, overdue)
+    time.sleep(0.01)  # every 0 ms deadline is now in the past
+    client = sides[0].store.client
+    before = commandstats(client) if bench.own_server else None
+    while any(side.more_due for side in sides):
+        for side in sides:
+            if side.more_due:
+                side.step()
+    counts = _server_counts(before, commandstats(client), runs) if before is not None else {}
+    for side in sides:
+        side.store.close()
+        if side.runs != runs:
+            raise RuntimeError(f"{runs} runs were due, the sweep swept {side.runs}")
+    return sides[0], sides[1], counts
+
+
+def _detail(remote: Side, local: Side, counts: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "runs": remote.runs,
+        "limit": LIMIT,
+        "sweep_calls": remote.calls,
+        "us_per_run": remote.us_per_run,
+        "ping_us": remote.ping_us,
+        "embedded_us_per_run": local.us_per_run,
+        "embedded_ping_us": local.ping_us,
+        **counts,
+    }
+
+
+def figures(bench: Bench) -> list[Figure]:
+    """Sweep time per due run / PING for each overdue count; embedded / Redis for the first."""
+    found: list[Figure] = []
+    sides: dict[int, tuple[Side, Side]] = {}
+    for overdue in OVERDUE:
+        remote, local, counts = measure(bench, overdue)
+        sides[overdue] = remote, local
+        commands = f"; {counts['commands_per_run']:.1f} commands per run" if counts else ""
+        say(
+            f"    {overdue} overdue: {remote.us_per_run:.1f} µs per due run,"
+            f" PING {remote.ping_us:.1f} µs, embedded {local.us_per_run:.1f} µs{commands}"
+        )
+        found.append(
+            Figure(
+                f"sweep_{overdue}_overdue",
+                f"sweep, {overdue} overdue per run: time per due run / PING",
+                remote.us_per_run,
+                remote.ping_us,
+                "us",
+                None,
+                _detail(remote, local, counts),
             )
-    finally:
-        client.close()
-        server.cleanup()
-
-
-if __name__ == "__main__":
-    main()
+        )
+    remote, local = sides[OVERDUE[0]]
+    found.append(
+        Figure(
+            "sweep_embedded",
+            f"  embedded sweep / Redis sweep, per due run ({OVERDUE[0]} overdue)",
+            local.us_per_run,
+            remote.us_per_run,
+            "us",
+            None,
+        )
+    )
+    return found

@@ -4,9 +4,8 @@ Orchestrators declare what must happen in a run (expectations), workers report
 what did (acks), and a reconciler finds what is missing, failed, drift or stale.
 """
 
-from .async_store import AsyncAuditStore
-from .core import RetryPolicy
-from .durability import StoreDurabilityMode, _determine_durability_mode
+from .aio import AsyncAuditReconciler, AsyncAuditStore
+from .environment import StoreDurabilityMode, _determine_durability_mode
 from .errors import (
     DurabilityNotConfirmedError,
     InvalidInputError,
@@ -41,7 +40,7 @@ from .models import (
     create_run_expectations,
 )
 from .reconciler import AuditReconciler, get_audit_reconciler
-from .reconciler_async import AsyncAuditReconciler
+from .retry import RetryPolicy
 from .server_checks import EvictionPolicyWarning
 from .store import AuditStore, get_audit_store, reset_audit_store
 from .wait_aof import WaitAof

@@ -9,12 +9,12 @@
   command at all. Redis checks each command a script runs against the user
   that called the script, so a script run by the inspector cannot write either.
 
-``rac-store acl`` prints the ``ACL SETUSER`` lines; docs/security.md explains them.
+``rac-store acl`` (:mod:`rac_store.cli.acl`) prints the ``ACL SETUSER`` lines;
+docs/security.md explains them.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 
 CONNECTION = ("ping", "hello", "info", "time")
@@ -60,21 +60,3 @@ def inspector_rules(*prefixes: str) -> list[str]:
 def setuser_line(user: str, rules: Sequence[str], password: str = "<password>") -> str:
     """An ``ACL SETUSER`` command line (for redis-cli or an ACL file with ``user``)."""
     return " ".join(["ACL", "SETUSER", user, "on", f">{password}", *rules])
-
-
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``acl`` to the CLI."""
-    parser = commands.add_parser("acl", help="print least-privilege ACL SETUSER lines")
-    parser.add_argument("--prefix", default="rac", help="the store's key prefix")
-    parser.add_argument("--worker", default="rac-worker", help="the worker's user name")
-    parser.add_argument("--inspector", default="rac-inspector", help="the inspector's user name")
-    parser.add_argument(
-        "--wait-aof", action="store_true", help="workers use wait_aof (Redis >= 7.2)"
-    )
-    parser.set_defaults(run=_print_lines)
-
-
-def _print_lines(args: argparse.Namespace) -> int:
-    print(setuser_line(args.worker, worker_rules(args.prefix, wait_aof=args.wait_aof)))
-    print(setuser_line(args.inspector, inspector_rules(args.prefix)))
-    return 0

@@ -1,76 +1,22 @@
-"""Clients from URLs: one Redis node, or a Redis Cluster.
+"""Clients from URLs: one Redis node or a Redis Cluster, sync or asyncio.
 
-A cluster is named by the scheme ``redis+cluster://host:port`` (or
-``rediss+cluster://`` with TLS), or by ``cluster=True`` with a plain
-``redis://`` URL. Either way the hosts are only seeds: the client discovers
-every node from the first that answers. A cluster URL may list several seeds,
-``redis+cluster://user:pass@h1:7000,h2:7000,h3:7000/0``, so that a client can
-start while one of them is down. A cluster has a single database, so a path
-other than ``/0`` is refused.
+The URL forms are those of :mod:`rac_store.cluster.urls`.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
 
-from .errors import InvalidInputError, StoreUnavailableError
+from .cluster.urls import redacted, split_cluster_url, split_seeds
+from .errors import StoreUnavailableError
 
-CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
-"""URL schemes that name a Redis Cluster, and the plain scheme each stands for."""
-
-_NODE_SCHEMES = ("redis", "rediss", "unix")
-
-
-def _redacted(url: str) -> str:
-    """``url`` without its user and password, for error messages."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.rpartition('@')[2]}"[:200]
-
-
-def split_cluster_url(url: str, cluster: bool | None = None) -> tuple[str, bool]:
-    """The plain URL redis-py reads, and whether it names a cluster.
-
-    ``cluster=None`` lets the scheme decide; True or False must agree with it.
-    """
-    if not isinstance(url, str) or "://" not in url:
-        raise InvalidInputError(f"not a Redis URL: {_redacted(str(url))!r}")
-    scheme, _, rest = url.partition("://")
-    scheme = scheme.lower()
-    if scheme in CLUSTER_SCHEMES:
-        if cluster is False:
-            raise InvalidInputError(f"{scheme}:// names a cluster, but cluster=False was given")
-        url, cluster = f"{CLUSTER_SCHEMES[scheme]}://{rest}", True
-    elif scheme not in _NODE_SCHEMES:
-        raise InvalidInputError(f"unsupported URL scheme {scheme!r} in {_redacted(url)!r}")
-    if cluster:
-        if scheme == "unix":
-            raise InvalidInputError("a Redis Cluster is reached over TCP, not a unix socket")
-        if urlsplit(url).path.strip("/") not in ("", "0"):
-            raise InvalidInputError(f"a Redis Cluster has only database 0: {_redacted(url)!r}")
-    elif "," in urlsplit(url).netloc.rpartition("@")[2]:
-        raise InvalidInputError(f"several hosts name a cluster, not one node: {_redacted(url)!r}")
-    return url, bool(cluster)
-
-
-def split_seeds(url: str) -> tuple[str, list[tuple[str, int]]]:
-    """A plain URL with the first host of a seed list, and the other seeds' (host, port)."""
-    parts = urlsplit(url)
-    userinfo, at, hosts = parts.netloc.rpartition("@")
-    first, *others = hosts.split(",")
-    seeds = []
-    for address in others:
-        host, _, port = address.strip().rpartition(":")
-        if not host or not port.isdigit():
-            raise InvalidInputError(f"a seed must be host:port, got {address!r:.100}")
-        seeds.append((host.strip("[]"), int(port)))
-    netloc = f"{userinfo}{at}{first}"
-    return urlunsplit(parts._replace(netloc=netloc)), seeds
+ASYNC_POOL_SIZE = 64
+"""Connections of an asyncio client made from a URL."""
 
 
 def client_from_url(url: str, *, cluster: bool | None = None, **options: Any) -> Any:
@@ -89,20 +35,30 @@ def client_from_url(url: str, *, cluster: bool | None = None, **options: Any) ->
     try:
         return redis.cluster.RedisCluster.from_url(plain, **options)
     except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
-        raise StoreUnavailableError(f"no seed of {_redacted(url)} answers: {exc}") from exc
+        raise StoreUnavailableError(f"no seed of {redacted(url)} answers: {exc}") from exc
 
 
-def async_client_from_url(url: str, *, cluster: bool | None = None, **options: Any) -> Any:
-    """The asyncio twin of :func:`client_from_url` (it connects on first use)."""
+def async_client_from_url(
+    url: str,
+    *,
+    cluster: bool | None = None,
+    max_connections: int = ASYNC_POOL_SIZE,
+    **options: Any,
+) -> Any:
+    """The asyncio twin of :func:`client_from_url` (it connects on first use).
+
+    A single node's client waits for a free connection when all
+    ``max_connections`` are busy (a blocking pool) rather than failing with
+    "Too many connections", as redis.asyncio's default pool does past 100
+    concurrent commands.
+    """
     plain, is_cluster_url = split_cluster_url(url, cluster)
     if not is_cluster_url:
-        return redis.asyncio.Redis.from_url(plain, **options)
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            plain, max_connections=max_connections, **options
+        )
+        return redis.asyncio.Redis.from_pool(pool)
     plain, seeds = split_seeds(plain)
     if seeds:
         options["startup_nodes"] = [redis.asyncio.cluster.ClusterNode(h, p) for h, p in seeds]
     return redis.asyncio.cluster.RedisCluster.from_url(plain, **options)
-
-
-def is_cluster(client: object) -> bool:
-    """True for a sync or asyncio Redis Cluster client."""
-    return isinstance(client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster)

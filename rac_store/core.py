@@ -9,48 +9,34 @@ keys, arguments, replies and errors exist once.
 from __future__ import annotations
 
 import heapq
-import os
-import time
+import itertools
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from typing import Any
 
 from . import codec
-from .errors import InvalidInputError, is_retryable, was_not_executed
+from .acks import CallSettings, ack_group, add_acks_call, single_ack_group
+from .errors import InvalidInputError
 from .keys import LAYOUT_VERSION, KeySpace
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
+from .scripts import Arg, Script, ScriptCall
 from .validation import (
     KEY_SEPARATOR,
     action_key,
     canonical_run_id,
-    check_ack,
     check_batch,
     check_expectation,
     check_status,
 )
 
-Arg = str | bytes | int
 DEFAULT_FINDINGS_MAXLEN = 10_000
 """Default bound of each shard's findings stream (approximate ``XADD MAXLEN ~``)."""
 MAX_SWEEP_MARKS = 1000
 """Most expectations one ``sweep_run`` call marks MISSING (its work per call is bounded)."""
 DEFAULT_SWEEP_MARKS = MAX_SWEEP_MARKS
 _OUTCOMES = (AckOutcome.RECORDED, AckOutcome.DUPLICATE, AckOutcome.DRIFT, AckOutcome.LATE)
-
-
-class ScriptCall(NamedTuple):
-    """One script invocation: which script, its KEYS and ARGV, and a name for errors.
-
-    A named tuple rather than a dataclass: one is built per ack on the hot path,
-    and a tuple is the cheapest immutable record Python makes.
-    """
-
-    script: str
-    keys: Sequence[str]
-    args: Sequence[Arg]
-    operation: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,78 +51,8 @@ Call = ScriptCall | CommandCall
 """Anything a store's ``execute`` sends."""
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded exponential backoff for lost connections, timeouts and refusals.
-
-    Lost connections and timeouts are re-sent at most ``attempts - 1`` times;
-    this is safe only because every script is idempotent: a re-sent call ends
-    in the same state as one that ran once. Replies that say the call did not
-    run at all (``TRYAGAIN`` and ``CLUSTERDOWN`` while a Redis Cluster moves a
-    slot or completes a failover, ``NOSCRIPT`` after a script cache loss; see
-    :data:`rac_store.errors.NOT_EXECUTED_ERRORS`) are re-sent for up to
-    ``busy_timeout`` seconds.
-    """
-
-    attempts: int = 4
-    base_delay: float = 0.05
-    max_delay: float = 1.0
-    busy_timeout: float = 10.0
-
-    def delays(self) -> list[float]:
-        """The pause before each re-send (one fewer than ``attempts``)."""
-        return [min(self.max_delay, self.base_delay * 2**i) for i in range(self.attempts - 1)]
-
-    def retrier(self, clock: Callable[[], float] = time.monotonic) -> Retrier:
-        """The retry decisions of one call, starting now."""
-        return Retrier(self, clock)
-
-
-class Retrier:
-    """Decides, error after error of one call, whether and when to re-send it.
-
-    Sans-I/O: the sync store sleeps and the asyncio store awaits the delay it returns.
-    """
-
-    def __init__(self, policy: RetryPolicy, clock: Callable[[], float]) -> None:
-        self._policy = policy
-        self._clock = clock
-        self._delays = policy.delays()
-        self._lost = 0
-        self._refused = 0
-        self._refused_since: float | None = None
-
-    def delay_after(self, exc: BaseException) -> float | None:
-        """The pause before re-sending after ``exc``; None when ``exc`` must reach the caller."""
-        policy = self._policy
-        if is_retryable(exc):
-            if self._lost >= len(self._delays):
-                return None
-            self._lost += 1
-            return self._delays[self._lost - 1]
-        if not was_not_executed(exc):
-            return None
-        now = self._clock()
-        if self._refused_since is None:
-            self._refused_since = now
-        left = policy.busy_timeout - (now - self._refused_since)
-        if left <= 0:
-            return None
-        delay = min(policy.max_delay, policy.base_delay * 2.0**self._refused, left)
-        self._refused += 1
-        return delay
-
-
-@dataclass(frozen=True, slots=True)
-class PendingQuery:
-    """A range read of one shard's pending index."""
-
-    key: str
-    max_score: str
-    limit: int | None
-
-
-def _ms(value: datetime | int) -> int:
+def epoch_ms(value: datetime | int) -> int:
+    """A due-before bound (aware datetime or epoch ms) as epoch milliseconds."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise InvalidInputError("due_before must be timezone-aware")
@@ -179,13 +95,14 @@ class StoreCore:
         self.ttl_seconds = positive_int(ttl_seconds, "ttl_seconds")
         self.findings_maxlen = positive_int(findings_maxlen, "findings_maxlen")
         self._ttl_ms = ttl_seconds * 1000
+        self.ack_settings = CallSettings(self._ttl_ms, self.findings_maxlen)
+        """What every ``add_acks`` call of this store carries (see :mod:`rac_store.acks`)."""
 
     # -- start-up -----------------------------------------------------------------
     def init_meta(self) -> ScriptCall:
         """Record (or check) the shard count and layout version."""
-        return ScriptCall(
-            "init_meta", (self.keys.meta,), (self.keys.shards, LAYOUT_VERSION), "init_meta"
-        )
+        args = (self.keys.shards, LAYOUT_VERSION)
+        return ScriptCall(Script.INIT_META, (self.keys.meta,), args, "init_meta")
 
     # -- writes ---------------------------------------------------------------------
     def add_expectations(
@@ -199,37 +116,18 @@ class StoreCore:
             key = check_expectation(run, exp)
             args += (key, exp.deadline_ms, codec.encode(exp))
         args.append(self.findings_maxlen)
-        return ScriptCall("add_expectations", self.keys.for_run(run), args, "add_expectations")
+        keys = self.keys.for_run(run)
+        return ScriptCall(Script.ADD_EXPECTATIONS, keys, args, "add_expectations")
 
     def add_ack(self, run_id: uuid.UUID | str, ack: DomainAck) -> ScriptCall:
         """Record one ack (the hot path: one call, no extra round trip)."""
-        run = canonical_run_id(run_id)
-        key = check_ack(run, ack)
-        payload = codec.encode(ack)
-        args = (
-            self._ttl_ms,
-            call_token(),
-            1,
-            run,
-            1,
-            ack.id.bytes,
-            key,
-            _ok(ack),
-            payload,
-            self.findings_maxlen,
-        )
-        return ScriptCall("add_acks", self.keys.for_run(run), args, "add_ack")
+        group = single_ack_group(self.keys, run_id, ack)
+        return add_acks_call((group,), self.ack_settings, "add_ack")
 
     def add_acks(self, run_id: uuid.UUID | str, acks: Iterable[DomainAck]) -> ScriptCall:
         """Record many acks of one run in one call."""
-        run = canonical_run_id(run_id)
-        batch = check_batch(acks, "acks")
-        args: list[Arg] = [self._ttl_ms, call_token(), 1, run, len(batch)]
-        for ack in batch:
-            key = check_ack(run, ack)
-            args += (ack.id.bytes, key, _ok(ack), codec.encode(ack))
-        args.append(self.findings_maxlen)
-        return ScriptCall("add_acks", self.keys.for_run(run), args, "add_acks")
+        group = ack_group(self.keys, run_id, acks)
+        return add_acks_call((group,), self.ack_settings, "add_acks")
 
     def update_status(
         self, run_id: uuid.UUID | str, domain: str, action: str, status: AuditStatus | str
@@ -238,20 +136,20 @@ class StoreCore:
         run = canonical_run_id(run_id)
         key = action_key(domain, action)
         args = (self._ttl_ms, run, key, check_status(status).value, self.findings_maxlen)
-        return ScriptCall(
-            "update_status", self.keys.for_run(run), args, "update_expectation_status"
-        )
+        keys = self.keys.for_run(run)
+        return ScriptCall(Script.UPDATE_STATUS, keys, args, "update_expectation_status")
 
     def clear_run(self, run_id: uuid.UUID | str) -> ScriptCall:
         """Delete every key of one run and its index entry."""
         run = canonical_run_id(run_id)
-        return ScriptCall("clear_run", self.keys.for_run(run)[:6], (run,), "clear_run")
+        keys = self.keys.for_run(run)
+        return ScriptCall(Script.CLEAR_RUN, (keys.pending, *keys.run_keys), (run,), "clear_run")
 
     def sweep_run(self, run_id: uuid.UUID | str, limit: int = DEFAULT_SWEEP_MARKS) -> ScriptCall:
         """Mark one run's overdue PENDING expectations MISSING (at most ``limit``)."""
         run = canonical_run_id(run_id)
         args = (self._ttl_ms, run, sweep_marks(limit), self.findings_maxlen)
-        return ScriptCall("sweep_run", self.keys.for_run(run), args, "sweep")
+        return ScriptCall(Script.SWEEP_RUN, self.keys.for_run(run), args, "sweep")
 
     def record_finding(
         self, run_id: uuid.UUID | str, kind: str, fields: Sequence[tuple[str, str]]
@@ -264,32 +162,59 @@ class StoreCore:
         for name, value in fields:
             args += (name, value)
         keys = (self.keys.for_run(run).findings,)
-        return ScriptCall("record_finding", keys, args, "record_finding")
+        return ScriptCall(Script.RECORD_FINDING, keys, args, "record_finding")
 
     # -- reads ----------------------------------------------------------------------
     def read_expectations(self, run_id: uuid.UUID | str) -> ScriptCall:
         """A consistent snapshot of one run's expectations and statuses."""
-        keys = self.keys.for_run(canonical_run_id(run_id))
-        return ScriptCall("read_expectations", keys[1:3], (), "get_expectations")
+        keys = self.keys.for_run(canonical_run_id(run_id)).run_keys
+        return ScriptCall(Script.READ_EXPECTATIONS, keys[:2], (), "get_expectations")
 
     def read_run(self, run_id: uuid.UUID | str) -> ScriptCall:
         """A consistent snapshot of one run for the reconciler (with server time)."""
+        keys = self.keys.for_run(canonical_run_id(run_id)).run_keys
+        return ScriptCall(Script.READ_RUN, keys[:4], (), "reconcile")
+
+    def read_acks(self, run_id: uuid.UUID | str) -> CommandCall:
+        """The run's encoded acks, in arrival order."""
+        key = self.keys.for_run(canonical_run_id(run_id)).acks
+        return CommandCall((("LRANGE", key, 0, -1),), "get_acks")
+
+    def run_exists(self, run_id: uuid.UUID | str) -> CommandCall:
+        """How many of the keys whose existence means the run is in the store exist."""
         keys = self.keys.for_run(canonical_run_id(run_id))
-        return ScriptCall("read_run", keys[1:5], (), "reconcile")
+        return CommandCall((("EXISTS", keys.exp, keys.st, keys.acks),), "load_from_redis")
 
-    def server_time(self) -> CommandCall:
+    def server_time(self, operation: str = "server_time") -> CommandCall:
         """The server's clock (``TIME``)."""
-        return CommandCall((("TIME",),), "server_time")
+        return CommandCall((("TIME",),), operation)
 
-    def pending_runs(self, before_ms: int | None, limit: int, operation: str) -> CommandCall:
-        """Each shard's runs due before ``before_ms`` (all if None), earliest first."""
-        positive_int(limit, "limit")
-        before = "+inf" if before_ms is None else f"({before_ms}"
+    def pending_runs(
+        self, before_ms: int | None, limit: int | None, operation: str, inclusive: bool = False
+    ) -> CommandCall:
+        """Each shard's runs due before ``before_ms`` (all if None), earliest first.
+
+        ``inclusive`` keeps runs due exactly at ``before_ms`` too. ``limit`` bounds
+        each shard's read (None: no bound); :func:`parse_pending` merges the shards.
+        """
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
+            raise InvalidInputError(f"limit must be a non-negative int: {limit!r}")
+        before = "+inf"
+        if before_ms is not None:
+            before = str(before_ms) if inclusive else f"({before_ms}"
+        bound: tuple[Arg, ...] = () if limit is None else ("LIMIT", 0, limit)
         commands = [
-            ("ZRANGEBYSCORE", key, "-inf", before, "WITHSCORES", "LIMIT", 0, limit)
+            ("ZRANGEBYSCORE", key, "-inf", before, "WITHSCORES", *bound)
             for key in self.keys.all_pending()
         ]
         return CommandCall(commands, operation)
+
+    def pending_run_ids(self, due_before: datetime | int | None, limit: int | None) -> CommandCall:
+        """``get_pending_run_ids``: runs due at or before ``due_before`` (all if None)."""
+        before = None if due_before is None else epoch_ms(due_before)
+        return self.pending_runs(before, limit, "get_pending_run_ids", inclusive=True)
 
     def findings_tail(self) -> CommandCall:
         """The last entry of every shard's findings stream (to start reading after it)."""
@@ -316,44 +241,6 @@ class StoreCore:
         if block_ms is not None:
             command += ("BLOCK", positive_int(block_ms, "block_ms"))
         return CommandCall((tuple([*command, "STREAMS", *keys, *after]),), "iter_findings")
-
-    def acks_key(self, run_id: uuid.UUID | str) -> str:
-        """The list of a run's encoded acks."""
-        return self.keys.for_run(canonical_run_id(run_id))[4]
-
-    def existence_keys(self, run_id: uuid.UUID | str) -> tuple[str, ...]:
-        """The keys whose existence means the run is in the store."""
-        keys = self.keys.for_run(canonical_run_id(run_id))
-        return (keys[1], keys[2], keys[4])
-
-    def pending_queries(
-        self, due_before: datetime | int | None, limit: int | None
-    ) -> list[PendingQuery]:
-        """One range read per shard for ``get_pending_run_ids``."""
-        if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
-        ):
-            raise InvalidInputError(f"limit must be a non-negative int: {limit!r}")
-        max_score = "+inf" if due_before is None else str(_ms(due_before))
-        return [PendingQuery(key, max_score, limit) for key in self.keys.all_pending()]
-
-
-# -- helpers --------------------------------------------------------------------------
-CALL_TOKEN_BYTES = 8
-
-
-def call_token() -> bytes:
-    """Random bytes naming one logical ack call; a re-send carries the same ones.
-
-    ``add_acks.lua`` stores it with each ack id, so when a reply is lost and the
-    call is re-sent, the re-send reports the outcome the first run gave (not
-    DUPLICATE). See docs/reliability.md.
-    """
-    return os.urandom(CALL_TOKEN_BYTES)
-
-
-def _ok(ack: DomainAck) -> str:
-    return "1" if ack.is_success else "0"
 
 
 # -- reply parsing ------------------------------------------------------------------
@@ -385,16 +272,9 @@ def parse_expectations(reply: Sequence[Sequence[bytes]]) -> list[AuditExpectatio
     return result
 
 
-def parse_acks(reply: Sequence[bytes]) -> list[DomainAck]:
-    """Acks in arrival order."""
-    return [codec.decode_ack(payload) for payload in reply]
-
-
-def merge_pending(replies: Sequence[Sequence[tuple[bytes, float]]], limit: int | None) -> list[str]:
-    """Run ids of every shard, earliest due first, cut at ``limit``."""
-    merged: Iterable[tuple[bytes, float]] = heapq.merge(*replies, key=lambda pair: pair[1])
-    ids = [member.decode() for member, _ in merged]
-    return ids if limit is None else ids[:limit]
+def parse_acks(replies: Sequence[Sequence[bytes]]) -> list[DomainAck]:
+    """Acks in arrival order, from the reply of :meth:`StoreCore.read_acks`."""
+    return [codec.decode_ack(payload) for payload in replies[0]]
 
 
 def parse_count(reply: Any) -> int:
@@ -402,20 +282,34 @@ def parse_count(reply: Any) -> int:
     return int(reply)
 
 
-def parse_server_time(reply: Sequence[Any]) -> int:
-    """A ``TIME`` reply as epoch milliseconds."""
-    seconds, micros = reply
+def parse_server_time(replies: Sequence[Any]) -> int:
+    """The reply of :meth:`StoreCore.server_time` as epoch milliseconds."""
+    seconds, micros = replies[0]
     return int(seconds) * 1000 + int(micros) // 1000
 
 
-def queue_pending_reads(pipe: Any, queries: Sequence[PendingQuery]) -> None:
-    """Queue each query's range read on a sync or asyncio pipeline (buffering only, no I/O)."""
-    for q in queries:
-        pipe.zrangebyscore(
-            q.key,
-            "-inf",
-            q.max_score,
-            start=0 if q.limit is not None else None,
-            num=q.limit,
-            withscores=True,
-        )
+def text(value: Any) -> str:
+    """A reply value as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _score_pairs(reply: Sequence[Any]) -> list[tuple[str, int]]:
+    """A WITHSCORES range as (member, score) pairs, flat (RESP2) or nested (RESP3)."""
+    pairs: Iterable[tuple[Any, Any]] = reply
+    if reply and not isinstance(reply[0], list | tuple):
+        pairs = zip(reply[::2], reply[1::2], strict=True)
+    return [(text(member), int(float(score))) for member, score in pairs]
+
+
+def parse_run_ids(replies: Sequence[Sequence[Any]], limit: int | None) -> list[str]:
+    """The run ids of a :meth:`StoreCore.pending_run_ids` reply, earliest due first."""
+    return [run for run, _ in parse_pending(replies, limit)]
+
+
+def parse_pending(replies: Sequence[Sequence[Any]], limit: int | None) -> list[tuple[str, int]]:
+    """(run id, earliest due ms) of every shard of a :meth:`StoreCore.pending_runs` reply.
+
+    Earliest due first, cut at ``limit`` (None: all).
+    """
+    merged = heapq.merge(*map(_score_pairs, replies), key=lambda pair: pair[1])
+    return list(merged if limit is None else itertools.islice(merged, limit))

@@ -9,11 +9,12 @@ values and keeps a reader's position in every shard; it never talks to Redis.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from .core import CommandCall, StoreCore
+from .core import CommandCall, StoreCore, positive_int, text
 from .errors import InvalidInputError
 from .models import ActionKey, Finding, FindingType, ReconciliationResult
 
@@ -21,11 +22,6 @@ ACTION_LIST_CAP = 100
 """Most (domain, action) pairs per list in an INCOMPLETE or STALE event (counts are exact)."""
 
 _COMMON_FIELDS = ("type", "run_id", "at_ms", "source", "domain", "action", "due_ms")
-
-
-def text(value: Any) -> str:
-    """A reply value as text."""
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def parse_event(
@@ -111,16 +107,39 @@ Since = str | Mapping[int, str]
 (only events added from now on) or a stream id per shard (missing shards: ``"0"``)."""
 
 
+@dataclass(frozen=True)
+class ReadPlan:
+    """How a reader reads: batch size, and whether and how long to wait for more."""
+
+    count: int = 500
+    follow: bool = False
+    block_ms: int = 1000
+
+
 class FindingsCursor:
-    """A reader's position in every shard's findings stream (one last id per shard)."""
+    """A reader's position in every shard's findings stream (one last id per shard).
+
+    Sans-I/O: :meth:`next_call` says what to send, :meth:`feed` takes its reply
+    and returns the findings; :attr:`done` and :meth:`pause_after` say whether
+    and when to read again (see :class:`rac_store.reconciler.FindingsFeed`).
+    """
 
     POLL_MS = 100
     """On a cluster, the pause after a read that found nothing (streams of many slots
     cannot be waited on by one blocking ``XREAD``)."""
 
-    def __init__(self, core: StoreCore, since: Since = "0", per_shard: bool = False) -> None:
+    def __init__(
+        self,
+        core: StoreCore,
+        since: Since = "0",
+        per_shard: bool = False,
+        plan: ReadPlan = ReadPlan(),
+    ) -> None:
         self._core = core
         self._per_shard = per_shard
+        self._plan = plan
+        positive_int(plan.count, "count")
+        positive_int(plan.block_ms, "block_ms")
         keys = core.keys.all_findings()
         self._shard_of = {key: shard for shard, key in enumerate(keys)}
         if isinstance(since, Mapping):
@@ -129,38 +148,27 @@ class FindingsCursor:
             self.ids = ["0" if since == "0" else "$"] * len(keys)
         else:
             raise InvalidInputError(f"since must be '0', '$' or ids per shard, got {since!r:.80}")
+        self.done = False
+        """True once a reader that does not follow has caught up."""
 
-    @property
-    def needs_tail(self) -> bool:
-        """True until the ``"$"`` start has been resolved to real ids."""
-        return "$" in self.ids
+    def next_call(self) -> CommandCall:
+        """The next read: each stream's last id first when starting at ``"$"``, then ``XREAD``.
 
-    def tail_call(self) -> CommandCall:
-        """The call that finds each stream's last id."""
-        return self._core.findings_tail()
-
-    def set_tail(self, replies: Sequence[Any]) -> None:
-        """Start after each stream's last entry (``tail_call``'s replies)."""
-        tail = parse_tail(replies)
-        self.ids = [tail[shard] if i == "$" else i for shard, i in enumerate(self.ids)]
-
-    def next_call(self, count: int, block_ms: int, follow: bool) -> CommandCall:
-        """The ``XREAD`` of every shard after the current ids (blocking when following).
-
-        On a cluster (``per_shard``): one non-blocking ``XREAD`` per shard.
+        The ``XREAD`` blocks when following; on a cluster (``per_shard``) it is one
+        non-blocking ``XREAD`` per shard.
         """
-        block = block_ms if follow else None
-        return self._core.read_findings(self.ids, count, block, self._per_shard)
-
-    def idle_pause(self, block_ms: int) -> float:
-        """Seconds to wait, when following, after a read that found nothing.
-
-        0 where the read itself blocked; on a cluster, ``POLL_MS`` (at most ``block_ms``).
-        """
-        return min(block_ms, self.POLL_MS) / 1000 if self._per_shard else 0.0
+        if "$" in self.ids:
+            return self._core.findings_tail()
+        plan = self._plan
+        block = plan.block_ms if plan.follow else None
+        return self._core.read_findings(self.ids, plan.count, block, self._per_shard)
 
     def feed(self, replies: Sequence[Any]) -> list[Finding]:
-        """The findings of a ``next_call`` reply, oldest first; advances the ids."""
+        """The findings of a :meth:`next_call` reply, oldest first; advances the ids."""
+        if "$" in self.ids:
+            tail = parse_tail(replies)
+            self.ids = [tail[shard] if i == "$" else i for shard, i in enumerate(self.ids)]
+            return []
         findings = []
         for reply in replies:
             for key, entries in _entries(reply):
@@ -172,7 +180,18 @@ class FindingsCursor:
         # Ids of one server are comparable across its streams; on a cluster each node
         # has its own clock, so the order across shards of different nodes is approximate.
         findings.sort(key=_id_order)
+        self.done = not findings and not self._plan.follow
         return findings
+
+    def pause_after(self, findings: Sequence[Finding]) -> float:
+        """Seconds to wait before the next read: 0 unless a follower on a cluster found nothing.
+
+        A single server's blocking ``XREAD`` waits by itself; on a cluster the
+        reader polls every ``POLL_MS`` (at most ``block_ms``).
+        """
+        if findings or not self._per_shard or not self._plan.follow:
+            return 0.0
+        return min(self._plan.block_ms, self.POLL_MS) / 1000
 
 
 def _id_order(finding: Finding) -> tuple[int, int]:

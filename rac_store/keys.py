@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zlib
 from functools import lru_cache
+from typing import NamedTuple
 
 from .errors import InvalidInputError
 
@@ -18,25 +19,28 @@ LAYOUT_VERSION = "1"
 MAX_SHARDS = 16384
 
 
-class RunKeys(tuple[str, ...]):
-    """The keys one run's scripts take: pending index, exp, st, due, acks, ackid, findings."""
+class RunKeys(NamedTuple):
+    """The keys one run's scripts take, in script order."""
 
-    __slots__ = ()
-
-    @property
-    def pending(self) -> str:
-        """The shard's pending index."""
-        return self[0]
+    pending: str
+    """The shard's pending index (zset)."""
+    exp: str
+    """The run's expectations (hash)."""
+    st: str
+    """The run's statuses (hash)."""
+    due: str
+    """The run's PENDING expectations by due time (zset)."""
+    acks: str
+    """The run's encoded acks in arrival order (list)."""
+    ackid: str
+    """The ack ids the run has seen (hash)."""
+    findings: str
+    """The findings stream of the run's shard."""
 
     @property
     def run_keys(self) -> tuple[str, ...]:
-        """The run's own five keys, in script order."""
-        return self[1:6]
-
-    @property
-    def findings(self) -> str:
-        """The findings stream of the run's shard."""
-        return self[6]
+        """The run's own five keys, in script order (exp, st, due, acks, ackid)."""
+        return (self.exp, self.st, self.due, self.acks, self.ackid)
 
 
 class KeySpace:
@@ -78,13 +82,11 @@ class KeySpace:
     def _build_run_keys(self, run_id: str) -> RunKeys:
         base = f"{self.prefix}:{{{self.shard_of(run_id)}}}:"
         return RunKeys(
-            (
-                base + "pending",
-                f"{base}exp:{run_id}",
-                f"{base}st:{run_id}",
-                f"{base}due:{run_id}",
-                f"{base}acks:{run_id}",
-                f"{base}ackid:{run_id}",
-                base + "findings",
-            )
+            base + "pending",
+            f"{base}exp:{run_id}",
+            f"{base}st:{run_id}",
+            f"{base}due:{run_id}",
+            f"{base}acks:{run_id}",
+            f"{base}ackid:{run_id}",
+            base + "findings",
         )

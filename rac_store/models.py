@@ -20,24 +20,41 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class AuditStatus(str, Enum):
+class TextEnum(str, Enum):
+    """A string enum that prints as its value (``str(AuditStatus.ACKED) == "ACKED"``)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class AuditStatus(TextEnum):
     """Where an expectation stands (see docs/state-machine.md)."""
 
     PENDING = "PENDING"
+    """Declared, not acked yet, its deadline not necessarily passed."""
     ACKED = "ACKED"
+    """Acked as a success (maybe late: see ``AuditExpectation.late``)."""
     MISSING = "MISSING"
+    """Its deadline passed without an ack (marked by the sweep, ``end_run`` or by hand)."""
     FAILED = "FAILED"
+    """Acked as a failure: an error, a rollback, or a FAILED status."""
 
 
-class AckStatus(str, Enum):
+class AckStatus(TextEnum):
     """What a worker reports about an action."""
 
     SUCCESS = "SUCCESS"
+    """The action succeeded (unless the ack also carries an ``error`` or a rollback)."""
     FAILED = "FAILED"
+    """The action failed."""
     ROLLED_BACK = "ROLLED_BACK"
+    """The action was undone after the fact."""
 
 
-class AuditDomain(str, Enum):
+class AuditDomain(TextEnum):
     """The standard domains; any other valid string is accepted too."""
 
     INCIDENTS = "incidents"
@@ -46,17 +63,22 @@ class AuditDomain(str, Enum):
     ORCHESTRATOR = "orchestrator"
 
 
-class AuditAction(str, Enum):
-    """The standard actions; any other valid string is accepted too."""
+class AuditAction(TextEnum):
+    """The standard actions (see :func:`create_run_expectations`); any other valid string too."""
 
     CREATE_INCIDENT = "create_incident"
+    """The incidents domain opens the run's incident."""
     EVALUATE_POLICY = "evaluate_policy"
+    """The policies domain evaluates the run's policy."""
     START_TRACE = "start_trace"
+    """The logs domain starts the run's trace."""
     COMPLETE_TRACE = "complete_trace"
+    """The logs domain completes the trace (not among the standard expectations)."""
     FINALIZE_RUN = "finalize_run"
+    """The orchestrator's liveness check: the run finished."""
 
 
-class AckOutcome(str, Enum):
+class AckOutcome(TextEnum):
     """What ``add_ack`` did with an ack."""
 
     RECORDED = "RECORDED"
@@ -69,7 +91,7 @@ class AckOutcome(str, Enum):
     """Recorded after its expectation's deadline."""
 
 
-class ReconciliationStatus(str, Enum):
+class ReconciliationStatus(TextEnum):
     """Overall verdict on one run (precedence: STALE > INCOMPLETE > IN_PROGRESS > COMPLETE)."""
 
     COMPLETE = "COMPLETE"
@@ -82,7 +104,7 @@ class ReconciliationStatus(str, Enum):
     """No finding yet, but expectations are still PENDING before their deadline."""
 
 
-class FindingType(str, Enum):
+class FindingType(TextEnum):
     """The kind of an event in a shard's findings stream (see docs/reconciler.md)."""
 
     MISSING = "MISSING"

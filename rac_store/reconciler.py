@@ -1,22 +1,23 @@
 """AuditReconciler: findings of runs, the deadline sweep and the findings stream (sync).
 
-The logic lives in :mod:`rac_store.reconcile_core` (sans-I/O steps); this class
+The logic lives in :mod:`rac_store.reconciliation` (sans-I/O steps); this class
 only drives the steps with a store's ``execute``.
-:class:`~rac_store.reconciler_async.AsyncAuditReconciler` is its asyncio twin.
+:class:`~rac_store.aio.reconciler.AsyncAuditReconciler` is its asyncio twin.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol
 
-from . import reconcile_core as rc
-from .connect import is_cluster
+from . import reconciliation as rc
+from .cluster import is_cluster
 from .core import DEFAULT_SWEEP_MARKS, Call, StoreCore
-from .findings import FindingsCursor, Since
+from .findings import FindingsCursor, ReadPlan, Since
 from .metrics import Metrics, MetricsOption, resolve_metrics
 from .models import AuditExpectation, Finding, PendingReport, ReconciliationResult, SweepReport
 from .store import AuditStore, get_audit_store
@@ -46,9 +47,28 @@ class ReconcilerBase:
         """The store this reconciler reads and sweeps."""
         return self._store
 
-    def _cursor(self, since: Since) -> FindingsCursor:
-        """A findings cursor; one read per shard on a Redis Cluster."""
-        return FindingsCursor(self._core, since, is_cluster(getattr(self._store, "client", None)))
+    def iter_findings(
+        self,
+        *,
+        since: Since = "0",
+        follow: bool = False,
+        count: int = 500,
+        block_ms: int = 1000,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> FindingsFeed:
+        """Events of every shard's findings stream, oldest first (``for``, or ``async for``
+        with an asyncio store).
+
+        ``since``: "0" (all the streams still hold), "$" (only events after the
+        iteration starts) or an id per shard (see :meth:`findings_positions`).
+        Without ``follow`` the iteration ends when it has caught up; with it, it
+        waits (``XREAD BLOCK block_ms``) for more until ``should_stop()`` returns
+        True, checked at least every ``block_ms``.
+        """
+        per_shard = is_cluster(getattr(self._store, "client", None))
+        plan = ReadPlan(count, follow, block_ms)
+        cursor = FindingsCursor(self._core, since, per_shard, plan)
+        return FindingsFeed(self._store.execute, cursor, should_stop or _never)
 
     def _observed(self, result: ReconciliationResult, started: float) -> ReconciliationResult:
         if self._metrics is not None:
@@ -106,33 +126,42 @@ class AuditReconciler(ReconcilerBase):
         """The last stream id of every shard: pass it as ``since`` to read what comes after."""
         return self._run(rc.positions_steps(self._core))
 
-    def iter_findings(
-        self,
-        *,
-        since: Since = "0",
-        follow: bool = False,
-        count: int = 500,
-        block_ms: int = 1000,
-        should_stop: Callable[[], bool] | None = None,
-    ) -> Iterator[Finding]:
-        """Events of every shard's findings stream, oldest first.
 
-        ``since``: "0" (all the streams still hold), "$" (only events after the
-        first iteration) or an id per shard (see :meth:`findings_positions`).
-        Without ``follow`` the iterator ends when it has caught up; with it, it
-        waits (``XREAD BLOCK block_ms``) for more until ``should_stop()`` returns
-        True, checked at least every ``block_ms``.
-        """
-        cursor = self._cursor(since)
-        if cursor.needs_tail:
-            cursor.set_tail(self._store.execute(cursor.tail_call()))
-        while should_stop is None or not should_stop():
-            batch = cursor.feed(self._store.execute(cursor.next_call(count, block_ms, follow)))
+def _never() -> bool:
+    return False
+
+
+class FindingsFeed:
+    """The events an :meth:`~ReconcilerBase.iter_findings` call reads, as they come.
+
+    Iterate with ``for`` when the store is sync, ``async for`` when it is asyncio;
+    the reading itself is the sans-I/O :class:`~rac_store.findings.FindingsCursor`.
+    """
+
+    def __init__(
+        self,
+        execute: Callable[[Call], Any],
+        cursor: FindingsCursor,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        self._execute = execute
+        self._cursor = cursor
+        self._should_stop = should_stop
+
+    def __iter__(self) -> Iterator[Finding]:
+        cursor = self._cursor
+        while not cursor.done and not self._should_stop():
+            batch = cursor.feed(self._execute(cursor.next_call()))
             yield from batch
-            if not batch:
-                if not follow:
-                    return
-                time.sleep(cursor.idle_pause(block_ms))
+            time.sleep(cursor.pause_after(batch))
+
+    async def __aiter__(self) -> AsyncIterator[Finding]:
+        cursor = self._cursor
+        while not cursor.done and not self._should_stop():
+            batch = cursor.feed(await self._execute(cursor.next_call()))
+            for finding in batch:
+                yield finding
+            await asyncio.sleep(cursor.pause_after(batch))
 
 
 _reconciler: AuditReconciler | None = None

@@ -1,43 +1,71 @@
-"""The Lua scripts in ``lua/``: read once, includes inlined, ready to register.
+"""The Lua scripts in ``lua/``: their names, their text, and the command that runs them.
 
 A script may say ``-- @include "name"`` on a line of its own; the loader puts
 ``lua/includes/name.lua`` there. Redis >= 7 reads a first line ``#!lua flags=...``;
 the embedded server (fakeredis + lupa) cannot, so its variant has that line
 blanked (kept as a comment, so line numbers in errors still match).
+
+A script runs as ``EVALSHA`` with the SHA1 of its text; when the server answers
+NOSCRIPT (its cache was emptied: ``SCRIPT FLUSH``, a restart, a failover) the
+senders (:mod:`rac_store.sending`, :mod:`rac_store.aio.sending`) send the same
+call once more as ``EVAL`` with the text, which also loads it into the cache.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from functools import cache
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
 
-from .embedded import is_embedded
 
-SCRIPT_NAMES = (
-    "add_expectations",
-    "add_acks",
-    "update_status",
-    "clear_run",
-    "read_expectations",
-    "init_meta",
-    "read_run",
-    "sweep_run",
-    "record_finding",
-)
+class Script(str, Enum):
+    """Every script of ``lua/``, by the name of its file."""
+
+    ADD_EXPECTATIONS = "add_expectations"
+    ADD_ACKS = "add_acks"
+    UPDATE_STATUS = "update_status"
+    CLEAR_RUN = "clear_run"
+    READ_EXPECTATIONS = "read_expectations"
+    INIT_META = "init_meta"
+    READ_RUN = "read_run"
+    SWEEP_RUN = "sweep_run"
+    RECORD_FINDING = "record_finding"
+
+    def __str__(self) -> str:
+        return self.value
+
 
 _INCLUDE = re.compile(r'^-- @include "([a-z_]+)"\s*$', re.MULTILINE)
+
+Arg = str | bytes | int
+"""One KEYS or ARGV value of a call."""
+
+
+class ScriptCall(NamedTuple):
+    """One script invocation: which script, its KEYS and ARGV, and a name for errors.
+
+    A named tuple rather than a dataclass: one is built per ack on the hot path,
+    and a tuple is the cheapest immutable record Python makes.
+    """
+
+    script: Script
+    keys: Sequence[str]
+    args: Sequence[Arg]
+    operation: str
 
 
 @dataclass(frozen=True)
 class ScriptSource:
     """One script's text for a real Redis server and for the embedded one."""
 
-    name: str
+    script: Script
     server_text: str
     embedded_text: str
 
@@ -50,6 +78,19 @@ class ScriptSource:
     def text(self, embedded: bool) -> str:
         """The variant for the embedded backend or for a real server."""
         return self.embedded_text if embedded else self.server_text
+
+
+class LoadedScript(NamedTuple):
+    """A script's text for one backend and its SHA1 (what EVALSHA names)."""
+
+    text: str
+    sha: str
+    read_only: bool
+
+    def command(self, call: ScriptCall, by_body: bool = False) -> tuple[Arg, ...]:
+        """The ``EVALSHA`` (or, ``by_body``, the ``EVAL``) command of ``call``."""
+        head = ("EVAL", self.text) if by_body else ("EVALSHA", self.sha)
+        return (*head, len(call.keys), *call.keys, *call.args)
 
 
 def lua_dir() -> Traversable:
@@ -75,20 +116,21 @@ def _blank_shebang(text: str) -> str:
 
 
 @cache
-def load_source(name: str) -> ScriptSource:
+def load_source(script: Script) -> ScriptSource:
     """The script ``lua/<name>.lua`` with its includes inlined."""
-    if name not in SCRIPT_NAMES:
-        raise KeyError(f"no script named {name!r}")
+    script = Script(script)
     folder = lua_dir()
-    text = _inline_includes((folder / f"{name}.lua").read_text(encoding="utf-8"), folder)
-    return ScriptSource(name, text, _blank_shebang(text))
+    text = _inline_includes((folder / f"{script.value}.lua").read_text(encoding="utf-8"), folder)
+    return ScriptSource(script, text, _blank_shebang(text))
 
 
-def register_scripts(client: Any) -> dict[str, Any]:
-    """Every script registered on ``client`` (sync or asyncio), in the variant it can load.
-
-    The result maps a script name to redis-py's ``Script`` (or ``AsyncScript``):
-    EVALSHA first, reload and re-send on NOSCRIPT.
-    """
-    embedded = is_embedded(client)
-    return {name: client.register_script(load_source(name).text(embedded)) for name in SCRIPT_NAMES}
+@cache
+def load_scripts(embedded: bool) -> dict[Script, LoadedScript]:
+    """Every script in the variant a server (or the embedded backend) can load."""
+    loaded = {}
+    for script in Script:
+        source = load_source(script)
+        text = source.text(embedded)
+        sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+        loaded[script] = LoadedScript(text, sha, source.read_only)
+    return loaded

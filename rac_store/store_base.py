@@ -1,8 +1,9 @@
 """What the sync and the asyncio store share: construction from options, and properties.
 
 Only the I/O differs between :class:`~rac_store.store.AuditStore` and
-:class:`~rac_store.async_store.AsyncAuditStore`; each passes its own client
-factories (sync or asyncio) and keeps its own way of sending.
+:class:`~rac_store.aio.store.AsyncAuditStore`; each passes its own client
+factories (sync or asyncio) and sends with its own sender
+(:mod:`rac_store.sending`, :mod:`rac_store.aio.sending`).
 """
 
 from __future__ import annotations
@@ -10,51 +11,92 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, TypedDict
 
-from .core import DEFAULT_FINDINGS_MAXLEN, RetryPolicy, StoreCore
-from .durability import StoreDurabilityMode, aos_mode, choose_client
+from .core import DEFAULT_FINDINGS_MAXLEN, StoreCore
 from .embedded import is_embedded
+from .environment import StoreDurabilityMode, aos_mode, choose_client
 from .errors import UnsupportedServerError
 from .keys import KeySpace
 from .metrics import MetricsOption, resolve_metrics
-from .scripts import register_scripts
+from .retry import RetryPolicy
+from .scripts import load_scripts
 from .server_checks import EvictionPolicyWarning, ServerFacts, check_server
 from .wait_aof import WaitAof
 
 _log = logging.getLogger("rac_store")
 
 
-class StoreBase:
-    """Client, durability mode, sans-I/O core, retry policy, scripts and metrics of one store.
+class StoreOptions(TypedDict, total=False):
+    """The options of every store, sync and asyncio (``AuditStore(client, **options)``).
 
-    ``findings_maxlen`` bounds each shard's findings stream; ``metrics`` counts
-    acks (see :mod:`rac_store.metrics`; ``False`` for none).
+    ``prefix`` (``"rac"``) names the store's keys; ``ttl_seconds`` (3600) is how long a
+    run's keys live after its last write; ``shards`` (16, a power of two) spreads runs
+    over hash tags; ``retry`` (:class:`~rac_store.retry.RetryPolicy`) bounds re-sends;
+    ``findings_maxlen`` (10,000) bounds each shard's findings stream; ``metrics``
+    counts acks (:mod:`rac_store.metrics`; ``False`` for none); ``check_server`` (True)
+    runs the start-up checks of :mod:`rac_store.server_checks`.
     """
+
+    prefix: str
+    ttl_seconds: int
+    shards: int
+    retry: RetryPolicy | None
+    findings_maxlen: int
+    metrics: MetricsOption
+    check_server: bool
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """:class:`StoreOptions` with their defaults filled in."""
+
+    prefix: str = "rac"
+    ttl_seconds: int = 3600
+    shards: int = 16
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    findings_maxlen: int = DEFAULT_FINDINGS_MAXLEN
+    metrics: MetricsOption = None
+    check_server: bool = True
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> StoreSettings:
+        """The settings of ``options``; TypeError names an option no store takes."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"unexpected store option(s): {', '.join(unknown)}")
+        given = {name: value for name, value in options.items() if value is not None}
+        return cls(**given)
+
+
+class StoreBase:
+    """Client, durability mode, sans-I/O core, retry policy, scripts and metrics of one store."""
 
     def __init__(
         self,
         redis_client: Any,
         connect: Callable[[str], Any],
         embedded: Callable[[], Any],
-        *,
-        prefix: str,
-        ttl_seconds: int,
-        shards: int,
-        retry: RetryPolicy | None,
-        findings_maxlen: int = DEFAULT_FINDINGS_MAXLEN,
-        metrics: MetricsOption = None,
+        options: StoreOptions,
         wait_aof: WaitAof | None = None,
     ) -> None:
+        settings = StoreSettings.from_options(options)
+        self._core = StoreCore(
+            KeySpace(settings.prefix, settings.shards),
+            settings.ttl_seconds,
+            settings.findings_maxlen,
+        )
+        self._retry = settings.retry
+        self._check_server_at_start = settings.check_server
         self._client, self._mode = choose_client(redis_client, connect, embedded)
         self._embedded = is_embedded(self._client)
         if self._embedded and wait_aof is not None:
             raise UnsupportedServerError("wait_aof needs a Redis server with an AOF")
         self._wait_aof = wait_aof
-        self._core = StoreCore(KeySpace(prefix, shards), ttl_seconds, findings_maxlen)
-        self._metrics = resolve_metrics(metrics)
-        self._retry = retry or RetryPolicy()
-        self._scripts: dict[str, Any] = register_scripts(self._client)
+        self._metrics = resolve_metrics(settings.metrics)
+        self._scripts = load_scripts(self._embedded)
 
     def _apply_server_checks(self, info: Mapping[str, Any]) -> None:
         """Refuse the server or warn about it, from its ``INFO`` reply (see server_checks).

@@ -26,9 +26,10 @@ from rac_store import (
     StoreUnavailableError,
     UnsupportedServerError,
 )
-from rac_store.autopipeline import AckPipeline
+from rac_store.aio.autopipeline import AckPipeline
 
-from .support.async_helpers import async_client, evalsha_calls, run_on_shard, sync_client
+from .support.async_helpers import async_client, run_on_shard, sync_client
+from .support.faults import script_executions
 from .support.redis_server import RedisServer
 
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02)
@@ -74,13 +75,13 @@ def test_concurrent_acks_share_round_trips(redis_server: RedisServer, redis_clie
 
     outcomes = asyncio.run(main(True))
     assert outcomes == [AckOutcome.DRIFT] * 1000
-    assert evalsha_calls(redis_client) == 2
+    assert script_executions(redis_client) == 2
     total = sum(redis_client.llen(f"rac:{{0}}:acks:{run}") for run in runs)
     assert total == 1000
 
     redis_client.flushall()
     assert asyncio.run(main(False)) == [AckOutcome.DRIFT] * 1000
-    assert evalsha_calls(redis_client) == 1000  # the same count without coalescing
+    assert script_executions(redis_client) == 1000  # the same count without coalescing
 
 
 def test_one_call_per_shard_in_one_round_trip(redis_server: RedisServer, redis_client: Any) -> None:
@@ -95,7 +96,7 @@ def test_one_call_per_shard_in_one_round_trip(redis_server: RedisServer, redis_c
     outcomes, trips = asyncio.run(main())
     assert outcomes == [AckOutcome.DRIFT] * 64
     assert trips == 1
-    assert evalsha_calls(redis_client) == 16
+    assert script_executions(redis_client) == 16
 
 
 def test_batch_size_is_bounded(any_server: Any) -> None:
@@ -114,7 +115,7 @@ def test_batch_size_is_bounded(any_server: Any) -> None:
     assert outcomes == [AckOutcome.DRIFT] * 1000
     assert trips == 10
     if isinstance(any_server, RedisServer):
-        assert evalsha_calls(sync_client(any_server)) == 10
+        assert script_executions(sync_client(any_server)) == 10
 
 
 @pytest.mark.parametrize("bad", [0, -1, True, 1.5])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import subprocess
@@ -13,14 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import sweep_cost
 from benchmarks.baseline import LegacyAuditStore
-from benchmarks.context import QUICK, Sizes
+from benchmarks.context import QUICK, Bench, Sizes
 from benchmarks.gang import Gang, Task
 from rac_store import create_domain_ack
-from rac_store.bench import load_runner, unavailable
-from rac_store.cli import build_parser
 
 from .support.redis_server import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository root: ``python -m benchmarks`` runs from there."""
 
 FIGURES = {
     "latency_p50",
@@ -33,6 +34,9 @@ FIGURES = {
     "memory_with_expectations",
     "pending_index",
     "embedded",
+    "sweep_1_overdue",
+    "sweep_4_overdue",
+    "sweep_embedded",
     "throughput_8p",
     "lost_acks",
     "async_vs_naive",
@@ -43,19 +47,24 @@ FIGURES = {
 }
 
 
-def test_bench_is_a_cli_command() -> None:
-    args = build_parser().parse_args(["bench", "--quick", "--output", "x.json"])
-    assert args.quick is True
-    assert args.output == Path("x.json")
-    assert callable(args.run)
+def _benchmarks(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmarks ARGS`` in a fresh process, from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
-def test_bench_without_a_checkout_explains_itself(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert load_runner(tmp_path, "rac_no_such_package.runner") is None
-    assert unavailable(argparse.Namespace()) == 2
-    assert "pip install -e ." in capsys.readouterr().err
+def test_the_runner_answers_help_from_the_repository_root() -> None:
+    done = _benchmarks("--help", timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "python -m benchmarks" in done.stdout
+    for option in ("--quick", "--redis-url", "--output", "--scale", "--markdown"):
+        assert option in done.stdout
 
 
 def test_scaled_sizes_keep_at_least_one() -> None:
@@ -79,28 +88,35 @@ def test_the_baseline_loses_acks_when_two_processes_write_one_run(
     client.close()
 
 
+def test_the_sweep_on_a_given_server_keeps_its_data(redis_server: RedisServer) -> None:
+    """With ``--redis-url`` the sweep touches only the run's own keys and counts no commands."""
+    client = redis_server.client()
+    kept = f"not-the-bench:{uuid.uuid4()}"
+    client.set(kept, "x")
+    bench = Bench(redis_server.url, QUICK.scaled(0.01), own_server=False, prefix="rbtest")
+    found = sweep_cost.figures(bench)
+    bench.cleanup()
+    assert {fig.key for fig in found} == {k for k in FIGURES if k.startswith("sweep_")}
+    assert all("commands_per_run" not in fig.detail for fig in found)
+    assert client.get(kept) == b"x"
+    assert not list(client.scan_iter(match="rbtest*"))
+    client.delete(kept)
+    client.close()
+
+
 @pytest.mark.slow
 def test_quick_run_prints_and_writes_every_figure(tmp_path: Path) -> None:
-    """``rac-store bench --quick`` (scaled down) from a fresh process: table and JSON."""
+    """``python -m benchmarks --quick`` (scaled down) from a fresh process: table and JSON."""
     output = tmp_path / "bench.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rac_store",
-            "bench",
-            "--quick",
-            "--scale",
-            "0.05",
-            "--output",
-            str(output),
-            "--markdown",
-            str(tmp_path / "bench.md"),
-        ],
-        capture_output=True,
-        text=True,
+    done = _benchmarks(
+        "--quick",
+        "--scale",
+        "0.05",
+        "--output",
+        str(output),
+        "--markdown",
+        str(tmp_path / "bench.md"),
         timeout=240,
-        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "where add_ack's time goes" in done.stdout
@@ -115,6 +131,8 @@ def test_quick_run_prints_and_writes_every_figure(tmp_path: Path) -> None:
         assert fig["title"].strip() in done.stdout, key
     assert document["machine"]["nproc"] >= 1
     assert document["profile"]["server"]["evalsha_usec_per_ack"] > 0
+    sweep = figures["sweep_1_overdue"]["detail"]  # its own server: command counts are read
+    assert sweep["runs"] >= 1 and sweep["evalsha_per_run"] >= 1
     table = (tmp_path / "bench.md").read_text()
     assert table.count("\n") == 2 + len(FIGURES)  # header, rule, one row per figure
 

@@ -26,10 +26,10 @@ from rac_store import (
     create_run_expectations,
 )
 from rac_store.cli import main
-from rac_store.cluster import imbalance, shard_owners
+from rac_store.cluster.layout import imbalance, shard_owners
 from rac_store.keys import KeySpace
 from rac_store.reconciler import AuditReconciler
-from rac_store.scripts import SCRIPT_NAMES
+from rac_store.scripts import Script
 
 from .support.cluster import LocalCluster, NodeStats
 from .support.redis_server import free_port
@@ -98,7 +98,7 @@ def test_no_crossslot_ever_and_every_primary_serves_scripts(cluster: LocalCluste
         assert evalsha["calls"] > 0, port
         refused = evalsha["rejected_calls"] + evalsha["failed_calls"]
         assert refused == errors[port].get("errorstat_NOSCRIPT", {"count": 0})["count"]
-        assert refused <= len(SCRIPT_NAMES)  # each script reloaded at most once per primary
+        assert refused <= len(tuple(Script))  # each script reloaded at most once per primary
     for port in set(cluster.ports) - set(primaries):
         assert "cmdstat_evalsha" not in commands[port]  # replicas only replicate effects
     store.close()
@@ -226,7 +226,8 @@ def test_calls_go_straight_to_the_slots_primary_and_follow_moved(
     store = AuditStore(client)
     run = uuid.uuid4()
     store.add_expectations(run, create_run_expectations(run))
-    assert store._router.rerouted.total() == 0  # every call so far went straight to its primary
+    store.add_ack(run, create_domain_ack(run, "incidents", "create_incident"))  # script cached
+    assert store._sender.router.rerouted.total() == 0  # every call went straight to its primary
 
     right = client.get_node_from_key(store.core.keys.for_run(str(run)).pending)
     wrong = next(node for node in client.get_primaries() if node.name != right.name)
@@ -236,7 +237,7 @@ def test_calls_go_straight_to_the_slots_primary_and_follow_moved(
     outcome = store.add_ack(run, create_domain_ack(run, "logs", "start_trace"))
     assert outcome is AckOutcome.RECORDED
     assert stats.errors(wrong.port)["MOVED"] == 1  # the short path met MOVED ...
-    assert store._router.rerouted == {"MovedError": 1}  # ... and the cluster client took over
+    assert store._sender.router.rerouted == {"MovedError": 1}  # ... the cluster client took over
     stats.close()
     monkeypatch.undo()
     statuses = {e.action: e.status for e in store.get_expectations(run)}

@@ -10,12 +10,13 @@ from hypothesis import strategies as st
 from redis.crc import key_slot
 
 from rac_store import AuditExpectation, AuditStatus, create_domain_ack
-from rac_store.cluster import imbalance, layout_lines, shard_owners, shard_slots
-from rac_store.connect import split_cluster_url, split_seeds
-from rac_store.core import ScriptCall, StoreCore
+from rac_store.cluster.layout import imbalance, layout_lines, shard_owners, shard_slots
+from rac_store.cluster.urls import split_cluster_url, split_seeds
+from rac_store.core import StoreCore
 from rac_store.embedded import create_embedded_client
 from rac_store.errors import InvalidInputError
 from rac_store.keys import KeySpace
+from rac_store.scripts import ScriptCall
 
 prefixes = st.text(
     st.characters(codec="ascii", exclude_characters="{}| \n\r\t", min_codepoint=33),
@@ -48,7 +49,9 @@ def test_every_script_call_touches_one_slot(prefix: str, shards: int, run: str) 
         slots = {key_slot(key.encode()) for key in call.keys}
         assert len(slots) == 1, (call.script, call.keys)
     run_slot = key_slot(core.keys.for_run(run).pending.encode())
-    plain_keys = [core.acks_key(run), *core.existence_keys(run)]
+    reads = [*core.read_acks(run).commands, *core.run_exists(run).commands]
+    plain_keys = [key for command in reads for key in command[1:] if isinstance(key, str)]
+    assert len(plain_keys) == 4
     assert {key_slot(key.encode()) for key in plain_keys} == {run_slot}
 
 

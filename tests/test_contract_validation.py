@@ -17,7 +17,7 @@ from rac_store import (
     create_domain_ack,
     create_run_expectations,
 )
-from rac_store.core import ScriptCall
+from rac_store.scripts import ScriptCall
 from rac_store.validation import MAX_BATCH, MAX_NAME_BYTES, MAX_PAYLOAD_BYTES
 
 from .support.snapshot import snapshot
@@ -173,5 +173,5 @@ def test_lua_validates_before_the_first_write(
 ) -> None:
     for name, call in _malformed_calls(store).items():
         with pytest.raises(InvalidInputError, match="RAC_BADARG"):
-            store._call(call)
+            store.execute(call)
         assert snapshot(raw_client) == seeded, name

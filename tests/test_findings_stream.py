@@ -18,10 +18,10 @@ from rac_store import (
     InvalidInputError,
     create_domain_ack,
 )
-from rac_store.core import ScriptCall
 from rac_store.embedded import create_embedded_client
-from rac_store.reconcile_core import parse_snapshot
 from rac_store.reconciler import AuditReconciler
+from rac_store.reconciliation import parse_snapshot
+from rac_store.scripts import ScriptCall
 
 from .support.snapshot import snapshot
 

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from rac_store import AuditStatus, AuditStore, create_domain_ack, create_run_expectations
-from rac_store.core import ScriptCall
+from rac_store.scripts import ScriptCall
 
 from .conftest import SYNC_BACKENDS
+from .support.proxy import swap_client
 from .support.snapshot import snapshot
 
 RUN = uuid.uuid4()
@@ -43,15 +44,15 @@ def _calls(store: AuditStore) -> dict[str, ScriptCall]:
 def test_resent_script_changes_nothing(store: AuditStore, raw_client: Any, name: str) -> None:
     calls = _calls(store)
     for earlier in list(calls)[: list(calls).index(name)]:
-        store._call(calls[earlier])  # reach the state in which this call matters
-    store._call(calls[name])
+        store.execute(calls[earlier])  # reach the state in which this call matters
+    store.execute(calls[name])
     once = snapshot(raw_client)
-    store._call(calls[name])
+    store.execute(calls[name])
     assert snapshot(raw_client) == once
 
 
 class DropFirstReply:
-    """A client proxy whose first EVALSHA runs on the server but 'loses' its reply."""
+    """A client proxy whose first script call runs on the server but 'loses' its reply."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
@@ -60,9 +61,9 @@ class DropFirstReply:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
-    def evalsha(self, *args: Any) -> Any:
-        reply = self._client.evalsha(*args)
-        if self.dropped == 0:
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        reply = self._client.execute_command(*args, **options)
+        if self.dropped == 0 and args[0] in ("EVALSHA", "EVAL"):
             self.dropped += 1
             import redis
 
@@ -77,7 +78,7 @@ def test_retry_after_lost_reply_records_once(store: AuditStore, raw_client: Any)
     run = uuid.uuid4()
     store.add_expectations(run, create_run_expectations(run))
     proxy = DropFirstReply(raw_client)
-    store._client = proxy
+    swap_client(store, proxy)
     ack = create_domain_ack(run, "incidents", "create_incident")
     store.add_ack(run, ack)  # the store re-sends after the simulated connection loss
     assert proxy.dropped == 1

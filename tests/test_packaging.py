@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rac_store.scripts import SCRIPT_NAMES
+from rac_store.scripts import Script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,10 +20,14 @@ def test_wheel_contents(tmp_path: Path) -> None:
         next(iter(WheelBuilder(str(ROOT)).build(directory=str(tmp_path), versions=["standard"])))
     )
     names = set(zipfile.ZipFile(wheel).namelist())
-    for script in SCRIPT_NAMES:
+    for script in tuple(Script):
         assert f"rac_store/lua/{script}.lua" in names
     assert "rac_store/lua/includes/common.lua" in names
     assert "rac_store/py.typed" in names
+    for subpackage in ("aio", "cli", "cluster"):
+        assert f"rac_store/{subpackage}/__init__.py" in names
+    # test and benchmark tooling stays in the checkout
+    assert not [n for n in names if "redis_process" in n or n.startswith(("tests/", "benchmarks/"))]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "rac-store = rac_store.cli:main" in text

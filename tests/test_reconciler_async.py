@@ -18,8 +18,8 @@ from rac_store import (
     InvalidInputError,
     RunNotFoundError,
 )
-from rac_store.core import ScriptCall
 from rac_store.reconciler import AuditReconciler
+from rac_store.scripts import ScriptCall
 
 from .support.scenarios import PHASES, generate
 

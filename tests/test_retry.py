@@ -9,9 +9,11 @@ import pytest
 import redis.exceptions as rexc
 
 from rac_store import create_domain_ack, create_run_expectations
-from rac_store.core import RetryPolicy
 from rac_store.errors import StoreUnavailableError, map_redis_error, transport_fault
+from rac_store.retry import RetryPolicy
 from rac_store.testing import embedded_store
+
+from .support.proxy import swap_client
 
 
 class Clock:
@@ -101,11 +103,13 @@ class RefusingClient:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
-    def evalsha(self, *args: Any) -> Any:
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        if args[0] != "EVALSHA":
+            return self._client.execute_command(*args, **options)
         self.calls += 1
         if self.calls <= self.refusals:
             raise self.error
-        return self._client.evalsha(*args)
+        return self._client.execute_command(*args, **options)
 
 
 def test_store_resends_a_refused_call_until_it_runs() -> None:
@@ -114,7 +118,7 @@ def test_store_resends_a_refused_call_until_it_runs() -> None:
     store.add_expectations(run, create_run_expectations(run))
     store.add_ack(run, create_domain_ack(run, "x", "warm-up"))  # the script is loaded
     proxy = RefusingClient(store.client, 6, rexc.TryAgainError("TRYAGAIN"))
-    store._client = proxy
+    swap_client(store, proxy)
     ack = create_domain_ack(run, "logs", "start_trace")
     store.add_ack(run, ack)  # six refusals, more than attempts=4 would allow
     assert proxy.calls == 7
@@ -125,12 +129,12 @@ def test_store_gives_up_after_the_busy_timeout() -> None:
     store = embedded_store(retry=RetryPolicy(base_delay=0.01, busy_timeout=0.1))
     run = uuid.uuid4()
     proxy = RefusingClient(store.client, 10**6, rexc.ClusterDownError("CLUSTERDOWN down"))
-    store._client = proxy
+    swap_client(store, proxy)
     with pytest.raises(StoreUnavailableError, match="CLUSTERDOWN") as caught:
         store.add_ack(run, create_domain_ack(run, "logs", "start_trace"))
     assert isinstance(caught.value.__cause__, rexc.ClusterDownError)
     assert 2 < proxy.calls < 20
-    store._client = proxy._client
+    swap_client(store, proxy._client)
     assert store.get_acks(run) == []
 
 

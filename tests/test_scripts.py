@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 
 from rac_store import AuditStore, create_domain_ack, create_run_expectations
-from rac_store.scripts import SCRIPT_NAMES, load_source, lua_dir
+from rac_store.scripts import Script, load_source, lua_dir
+
+from .support.cluster import serving_node
 
 
-@pytest.mark.parametrize("name", SCRIPT_NAMES)
+@pytest.mark.parametrize("name", tuple(Script))
 def test_every_script_has_a_header(name: str) -> None:
     text = (lua_dir() / f"{name}.lua").read_text(encoding="utf-8")
     header = text.split("]]", 1)[0]
@@ -24,7 +26,7 @@ def test_every_script_has_a_header(name: str) -> None:
     assert uses <= documented | {"1"}, f"{name}.lua uses undocumented KEYS {uses - documented}"
 
 
-@pytest.mark.parametrize("name", SCRIPT_NAMES)
+@pytest.mark.parametrize("name", tuple(Script))
 def test_includes_are_inlined_and_shebang_only_for_servers(name: str) -> None:
     source = load_source(name)
     assert not re.search(r"^-- @include ", source.server_text, re.MULTILINE)
@@ -38,7 +40,7 @@ KEY_PARAMETERS = ("KEYS[", "pending_key", "due_key", "st_key", "stream_key")
 
 
 def test_no_script_builds_a_key_name() -> None:
-    for name in SCRIPT_NAMES:
+    for name in tuple(Script):
         body = load_source(name).server_text
         for call in re.findall(r"redis\.call\('(\w+)',\s*([^,)]+)", body):
             command, first = call
@@ -46,7 +48,8 @@ def test_no_script_builds_a_key_name() -> None:
                 assert first.startswith(KEY_PARAMETERS), (name, call)
 
 
-def _work(store: AuditStore) -> None:
+def _work(store: AuditStore) -> str:
+    """Every script once on a new run; the run's pending index key."""
     run = uuid.uuid4()
     store.add_expectations(run, create_run_expectations(run))
     store.add_ack(run, create_domain_ack(run, "incidents", "create_incident"))
@@ -54,16 +57,18 @@ def _work(store: AuditStore) -> None:
     store.update_expectation_status(run, "policies", "evaluate_policy", "MISSING")
     assert len(store.get_expectations(run)) == 4
     store.clear_run(run)
+    return store.core.keys.for_run(str(run)).pending
 
 
 def test_store_survives_script_flush(store: AuditStore, raw_client: Any) -> None:
     _work(store)
     raw_client.script_flush()
     assert raw_client.script_exists(store._scripts["add_acks"].sha) == [False]
-    _work(store)  # every script is reloaded on NOSCRIPT, no error reaches the caller
-    assert raw_client.script_exists(store._scripts["add_acks"].sha) == [True]
+    key = _work(store)  # NOSCRIPT: each call goes as EVAL; no error reaches the caller
+    node = serving_node(raw_client, key)  # on a cluster: cached on the run's primary only
+    assert node.script_exists(store._scripts["add_acks"].sha) == [True]
 
 
 def test_unknown_script_name() -> None:
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match="nope"):
         load_source("nope")

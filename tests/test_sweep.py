@@ -17,8 +17,8 @@ from rac_store import (
     InvalidInputError,
     create_domain_ack,
 )
-from rac_store.core import ScriptCall
 from rac_store.reconciler import AuditReconciler
+from rac_store.scripts import ScriptCall
 
 from .support.snapshot import snapshot
 

@@ -155,8 +155,8 @@ def test_resent_call_reports_first_outcome_but_new_call_is_duplicate(store: Audi
     ack = create_domain_ack(run, "incidents", "create_incident")
     other = create_domain_ack(run, "ghost", "haunt")
     call = store.core.add_acks(run, [ack, other, ack])
-    first = store._call(call)
-    resent = store._call(call)  # what a retry after a lost reply sends
+    first = store.execute(call)
+    resent = store.execute(call)  # what a retry after a lost reply sends
     assert first == resent == [0, 2, 1]  # recorded, drift, in-call duplicate
     assert store.add_acks(run, [ack, other]) == ["DUPLICATE", "DUPLICATE"]
     assert len(store.get_acks(run)) == 2

@@ -109,52 +109,47 @@ def test_script_flush_every_50ms_reaches_no_caller(tmp_path: Path, variant: str)
         server.cleanup()
 
 
-class FlushAfterLoad(redis.Redis):
-    """A client whose every SCRIPT LOAD is followed by a SCRIPT FLUSH: the worst timing."""
+class FlushBeforeEvalsha(redis.Redis):
+    """A client that empties the script cache right before every EVALSHA: the worst timing."""
 
-    def script_load(self, script: Any) -> str:
-        sha = str(super().script_load(script))
-        self.script_flush()
-        return sha
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        if args[0] == "EVALSHA":
+            self.script_flush()
+        return super().execute_command(*args, **options)
 
 
-def test_cache_emptied_between_reload_and_resend_falls_back_to_the_body(
+def test_cache_emptied_before_every_evalsha_runs_each_call_once_by_its_text(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
-    """redis-py reloads once on NOSCRIPT; if the cache empties again, the store sends EVAL."""
-    client = FlushAfterLoad(host="127.0.0.1", port=redis_server.port)
+    """NOSCRIPT means the script did not run; the same call then goes as EVAL, which cannot miss."""
+    client = FlushBeforeEvalsha(host="127.0.0.1", port=redis_server.port)
     store = AuditStore(client)
     run = uuid.uuid4()
-    evals_before = command_stats(redis_client).get("eval", {}).get("calls", 0)
+    before = command_stats(redis_client)
     assert store.add_ack(run, create_domain_ack(run, "ghost", "x")) == "DRIFT"
     assert len(store.get_expectations(run)) == 0
-    evals = command_stats(redis_client)["eval"]["calls"] - evals_before
-    assert evals == 2  # add_acks and read_expectations each fell back once
+    after = command_stats(redis_client)
+    evals = after["eval"]["calls"] - before.get("eval", {}).get("calls", 0)
+    refused = after["evalsha"]["failed_calls"] - before.get("evalsha", {}).get("failed_calls", 0)
+    assert (refused, evals) == (2, 2)  # add_acks and read_expectations: NOSCRIPT, then EVAL
     assert len(store.get_acks(run)) == 1
 
 
-class AsyncFlushAfterLoad(redis.asyncio.Redis):
-    """The asyncio twin of FlushAfterLoad (the auto-pipeline reloads through it)."""
-
-    async def script_load(self, script: Any) -> str:
-        sha = str(await super().script_load(script))
-        await self.script_flush()
-        return sha
-
-
-def test_autopipeline_falls_back_to_the_body_too(
+def test_autopipeline_sends_the_text_of_calls_that_met_noscript(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
     run = uuid.uuid4()
+    stats: list[dict[str, dict[str, Any]]] = []
 
     async def main() -> list[Any]:
-        client = AsyncFlushAfterLoad(host="127.0.0.1", port=redis_server.port)
-        async with AsyncAuditStore(client) as store:
+        async with AsyncAuditStore(redis.asyncio.Redis(port=redis_server.port)) as store:
             redis_client.script_flush()
+            stats.append(command_stats(redis_client))
             acks = [create_domain_ack(run, "ghost", f"x{i}") for i in range(5)]
             return list(await asyncio.gather(*(store.add_ack(run, ack) for ack in acks)))
 
-    evals_before = command_stats(redis_client).get("eval", {}).get("calls", 0)
     assert asyncio.run(main()) == ["DRIFT"] * 5
-    assert command_stats(redis_client)["eval"]["calls"] > evals_before
+    before, after = stats[0], command_stats(redis_client)
+    assert after["eval"]["calls"] - before.get("eval", {}).get("calls", 0) == 1  # one trip
+    assert after["evalsha"]["failed_calls"] - before["evalsha"]["failed_calls"] == 1
     assert len(AuditStore(redis_client).get_acks(run)) == 5

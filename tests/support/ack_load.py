@@ -91,7 +91,7 @@ def ack_worker(url: str, options: dict[str, Any], jobs: Sequence[Job], sync: Syn
         report.errors.append(f"crash: {type(exc).__name__}: {exc}")
         raise
     finally:
-        report.rerouted = store._router.rerouted
+        report.rerouted = store._sender.router.rerouted
         out.put(report)
         store.close()
 

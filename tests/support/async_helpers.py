@@ -32,9 +32,3 @@ def run_on_shard(shard: int, shards: int = 16) -> uuid.UUID:
         run = uuid.uuid4()
         if zlib.crc32(str(run).encode()) % shards == shard:
             return run
-
-
-def evalsha_calls(client: Any) -> int:
-    """EVALSHAs the real server ran since its stats were reset (NOSCRIPT replies not counted)."""
-    stats = client.info("commandstats").get("cmdstat_evalsha", {})
-    return int(stats.get("calls", 0)) - int(stats.get("failed_calls", 0))

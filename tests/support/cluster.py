@@ -23,6 +23,8 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
+from rac_store.cluster import is_cluster
+
 from .redis_server import RedisServer, free_port
 
 BUS_PORT_OFFSET = 10000
@@ -395,3 +397,10 @@ def running_cluster(primaries: int = 3, replicas: int = 1) -> Iterator[LocalClus
         yield cluster.start()
     finally:
         cluster.cleanup()
+
+
+def serving_node(client: Any, key: str) -> Any:
+    """The client of the node that serves ``key``: a cluster's primary for it, else ``client``."""
+    if not is_cluster(client):
+        return client
+    return client.get_redis_connection(client.get_node_from_key(key))

@@ -50,11 +50,14 @@ def command_stats(client: redis.Redis) -> dict[str, dict[str, Any]]:
 
 
 def script_executions(client: redis.Redis) -> int:
-    """How many EVALSHA and EVAL calls the server ran (refused ones excluded)."""
+    """How many scripts the server ran to the end: EVALSHA and EVAL calls, minus those
+    refused (``rejected_calls``) or answered with an error such as NOSCRIPT (``failed_calls``)."""
     stats = command_stats(client)
     return sum(
-        int(stats.get(name, {}).get("calls", 0)) - int(stats.get(name, {}).get("rejected_calls", 0))
-        for name in ("evalsha", "eval")
+        int(seen.get("calls", 0))
+        - int(seen.get("rejected_calls", 0))
+        - int(seen.get("failed_calls", 0))
+        for seen in (stats.get("evalsha", {}), stats.get("eval", {}))
     )
 
 

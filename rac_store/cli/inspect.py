@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from .cli_common import (
+from ..models import ReconciliationResult, ReconciliationStatus
+from ..reconciler import AuditReconciler
+from ..reconciliation import verdict
+from .common import (
     EXIT_FINDINGS,
     EXIT_IN_PROGRESS,
     EXIT_OK,
     add_connection_options,
-    emit_json,
-    iso,
     positive,
-    relative,
-    table,
     with_reconciler,
 )
-from .models import ReconciliationResult, ReconciliationStatus
-from .reconcile_core import verdict
-from .reconciler import AuditReconciler
+from .output import emit_json, iso, relative, table
 
 _EXIT_OF = {
     ReconciliationStatus.COMPLETE: EXIT_OK,

@@ -1,4 +1,4 @@
-"""What the operator commands share: connection options, exit codes, output, signals.
+"""What the operator commands share: connection options, exit codes, signals, option types.
 
 Exit codes of ``show``, ``pending``, ``reconcile``, ``sweep`` and ``watch``
 (docs/reconciler.md):
@@ -16,24 +16,20 @@ Exit codes of ``show``, ``pending``, ``reconcile``, ``sweep`` and ``watch``
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
 
 import redis
 
-from .connect import client_from_url
-from .core import ms_to_datetime
-from .errors import RunNotFoundError, StoreUnavailableError
-from .models import Finding
-from .reconciler import AuditReconciler
-from .store import AuditStore
+from ..connect import client_from_url
+from ..errors import RunNotFoundError, StoreUnavailableError
+from ..reconciler import AuditReconciler
+from ..store import AuditStore
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -96,46 +92,6 @@ def with_reconciler(
             rec.store.close()
 
     return run
-
-
-def iso(ms: int | None) -> str:
-    """Epoch milliseconds as an ISO 8601 UTC time with milliseconds."""
-    if ms is None:
-        return "-"
-    return ms_to_datetime(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def relative(ms: int, now_ms: int) -> str:
-    """``in 2.5s`` or ``3.1s ago``."""
-    delta = (ms - now_ms) / 1000
-    return f"in {delta:.1f}s" if delta >= 0 else f"{-delta:.1f}s ago"
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Left-aligned columns."""
-    cells = [list(map(str, headers)), *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    )
-
-
-def emit_json(value: Any) -> None:
-    """One JSON document on one line, flushed (JSON lines for long-running commands)."""
-    print(json.dumps(value, default=str, separators=(",", ":")), flush=True)
-
-
-def describe(finding: Finding) -> str:
-    """One human line for a findings event."""
-    what = f"{finding.domain}/{finding.action}" if finding.domain else ""
-    extra = ""
-    if finding.type.value in ("INCOMPLETE", "STALE"):
-        d = finding.details
-        extra = f"missing={d.get('missing')} failed={d.get('failed')} drift={d.get('drift')}"
-    elif finding.due_ms is not None:
-        extra = f"due {iso(finding.due_ms)}"
-    parts = [iso(finding.at_ms), f"{finding.type.value:<10}", finding.run_id, what, extra]
-    return "  ".join(p for p in parts if p) + f"  ({finding.source})"
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""The ``rac-store`` command line: one sub-command per module, registered here."""
+"""The ``rac-store`` command line: one sub-command (or a few related ones) per module."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from . import __version__, acl, bench, cli_cluster, cli_inspect, cli_sweep, demo
-from .errors import RACStoreError
+from .. import __version__
+from ..errors import RACStoreError
+from . import acl, cluster_layout, demo, inspect, sweep
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -16,11 +17,10 @@ def _registrations() -> list[Register]:
     """Every sub-command's ``register`` function (one module each)."""
     return [
         demo.register,
-        cli_inspect.register,
-        cli_sweep.register,
+        inspect.register,
+        sweep.register,
         acl.register,
-        cli_cluster.register,
-        bench.register,
+        cluster_layout.register,
     ]
 
 
@@ -46,7 +46,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .cluster import layout_lines, shard_owners
-from .connect import client_from_url
-from .keys import KeySpace
+from ..cluster.layout import layout_lines, shard_owners
+from ..connect import client_from_url
+from ..keys import KeySpace
 
 
 def _stored_shards(client: Any, prefix: str) -> int | None:

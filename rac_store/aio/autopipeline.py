@@ -1,19 +1,19 @@
 """Auto-pipelining of ``add_ack``: acks submitted while a round trip is in flight share the next.
 
-Each caller gets a future of its own. Submitted calls wait in a queue; a
+Each caller gets a future of its own. Submitted acks wait in a queue; a
 dispatcher takes up to ``max_batch`` of them, merges them into one
-``add_acks.lua`` call per shard (:mod:`rac_store.coalesce`) and sends those
-calls in one pipelined round trip. While that trip is in flight, new acks
-queue up and go together in the next one.
+``add_acks.lua`` call per shard (:func:`rac_store.acks.merge_by_shard`) and
+sends those calls in one pipelined round trip. While that trip is in flight,
+new acks queue up and go together in the next one.
 
 Rules (see docs/async.md):
 
-* Validation happens before a call is queued, so a bad ack fails only its caller.
+* Validation happens before an ack is queued, so a bad ack fails only its caller.
 * An error reply fails the callers of that shard's call only; a lost connection
   (after the bounded retries) fails the callers of that round trip only.
-* NOSCRIPT (e.g. after ``SCRIPT FLUSH``) reloads the script and re-sends the calls
-  that got it (with the script's body if the cache was emptied again meanwhile);
-  acks are idempotent, so re-sending is safe.
+* NOSCRIPT (e.g. after ``SCRIPT FLUSH``) re-sends the calls that got it with the
+  script's text (:meth:`rac_store.aio.sending.AsyncSender.round_trip`); acks are
+  idempotent, so re-sending is safe.
 * Once queued, an ack is sent even if its caller is cancelled; the outcome is
   dropped. Only ``flush`` (and ``aclose``) wait for queued acks.
 * On a Redis Cluster (``redis.asyncio.cluster.RedisCluster``) the merged calls of a
@@ -28,36 +28,30 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import hiredis
 import redis
-from redis.exceptions import NoScriptError, RedisClusterException
+from redis.exceptions import RedisClusterException
 
-from .aio_retry import RedisFailure, resend
-from .coalesce import MergedCall, merge_ack_calls
-from .connect import is_cluster
-from .core import RetryPolicy, ScriptCall, parse_outcomes
-from .errors import (
-    InvalidInputError,
-    RACStoreError,
-    UnsupportedServerError,
-    map_redis_error,
-)
-from .models import AckOutcome
+from ..acks import AckGroup, CallSettings, MergedCall, merge_by_shard
+from ..core import parse_outcomes
+from ..errors import InvalidInputError, RACStoreError, UnsupportedServerError, map_redis_error
+from ..models import AckOutcome
+from ..sending import RedisFailure
+from .sending import AsyncSender, resend
 
 DEFAULT_MAX_BATCH = 512
 """Most acks in one round trip."""
 
-_Entry = tuple[ScriptCall, "asyncio.Future[AckOutcome]"]
+_Entry = tuple[AckGroup, "asyncio.Future[AckOutcome]"]
 
 
 class AckPipeline:
-    """Coalesces single-ack ``add_acks`` calls of one store into shared round trips."""
+    """Coalesces the single acks of one store into shared round trips."""
 
     def __init__(
         self,
+        sender: AsyncSender,
         client: Any,
-        script: Any,
-        retry: RetryPolicy,
+        settings: CallSettings,
         before_send: Callable[[], Awaitable[None]],
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
@@ -66,17 +60,14 @@ class AckPipeline:
         for name, value in (("max_batch", max_batch), ("max_in_flight", max_in_flight)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"{name} must be a positive int: {value!r}")
-        self._cluster = is_cluster(client)
         pool = getattr(client, "connection_pool", None)
-        if not self._cluster and not callable(getattr(pool, "get_connection", None)):
+        if not sender.cluster and not callable(getattr(pool, "get_connection", None)):
             raise UnsupportedServerError(
                 f"auto-pipelining needs a client with a connection pool (redis.asyncio.Redis)"
                 f" or a RedisCluster, not {type(client).__name__}: pass autopipeline=False"
             )
-        self._client = client
-        self._pack = None if self._cluster else _utf8_packer(client)
-        self._script = script
-        self._retry = retry
+        self._sender = sender
+        self._settings = settings
         self._before_send = before_send
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
@@ -88,15 +79,15 @@ class AckPipeline:
         self.round_trips = 0
         """Round trips sent so far (NOSCRIPT re-sends and retries not counted)."""
 
-    def submit(self, call: ScriptCall) -> asyncio.Future[AckOutcome]:
-        """Queue one validated single-ack call; the future resolves to its outcome.
+    def submit(self, group: AckGroup) -> asyncio.Future[AckOutcome]:
+        """Queue one validated ack (a group of one); the future resolves to its outcome.
 
         Must be called from the event loop's thread. The ack is sent even if the
         future is cancelled afterwards.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[AckOutcome] = loop.create_future()
-        self._queue.append((call, future))
+        self._queue.append((group, future))
         if not self._scheduled and len(self._in_flight) < self._max_in_flight:
             # Send after the callbacks already queued in this loop iteration ran,
             # so that acks submitted together leave together.
@@ -152,7 +143,7 @@ class AckPipeline:
         """Send ``batch`` and settle every caller's future; never raises but cancellation."""
         try:
             await self._before_send()
-            merged = merge_ack_calls([call for call, _ in batch])
+            merged = merge_by_shard([group for group, _ in batch], self._settings)
             self.round_trips += 1
             replies = await self._execute(merged)
         except asyncio.CancelledError as exc:
@@ -190,94 +181,23 @@ class AckPipeline:
                 future.set_exception(_caller_error(exc))
 
     async def _execute(self, merged: Sequence[MergedCall]) -> list[Any]:
-        """One reply (or error reply) per merged call, re-sent as the retry policy allows."""
-        if self._cluster:
-            return list(await asyncio.gather(*(self._send_alone(m.call) for m in merged)))
-        return await resend(lambda: self._with_reload(merged), self._retry)
+        """One reply (or error reply) per merged call, re-sent as the retry policy allows.
 
-    async def _send_alone(self, call: ScriptCall) -> Any:
-        """On a cluster: one merged call (one shard, so one slot) as its own EVALSHA.
-
-        redis-py refuses EVALSHA in cluster pipelines; its cluster client sends this
-        call to the slot's primary, follows MOVED/ASK/TRYAGAIN, and on NOSCRIPT loads
-        the script on every primary (its body goes as EVAL if the cache was emptied again
-        in between). The calls of one trip go out concurrently, and
-        each is re-sent on its own while the cluster says it did not run, so a slot
-        that moves delays only its own shard's callers. The reply, or the error
-        once the policy gives up, is returned as a value.
+        On a Redis Cluster the merged calls (one per shard, so one slot each) go
+        out concurrently, each re-sent on its own: a slot that moves delays only
+        its own shard's callers. The reply, or the error once the policy gives
+        up, is returned as a value.
         """
-        script, client = self._script, self._client
+        sender = self._sender
+        if sender.cluster:
+            return list(await asyncio.gather(*(self._send_alone(m) for m in merged)))
+        return await resend(lambda: sender.round_trip([m.call for m in merged]), sender.retry)
 
-        async def once() -> Any:
-            try:
-                return await script(call.keys, call.args, client)
-            except NoScriptError:  # emptied again between the reload and the re-send
-                return await client.eval(script.script, len(call.keys), *call.keys, *call.args)
-
+    async def _send_alone(self, merged: MergedCall) -> Any:
         try:
-            return await resend(once, self._retry)
+            return await resend(lambda: self._sender.send_script(merged.call), self._sender.retry)
         except RedisFailure as exc:
             return exc
-
-    async def _with_reload(self, merged: Sequence[MergedCall]) -> list[Any]:
-        """Send the calls; re-send those that met NOSCRIPT once the script is loaded again.
-
-        If the cache was emptied again in between (SCRIPT FLUSH, restart,
-        failover), the calls still missing go with the script's body (EVAL).
-        """
-        replies = await self._round_trip(merged)
-        for by_body in (False, True):
-            missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-            if not missing:
-                break
-            if not by_body:
-                self._script.sha = await self._client.script_load(self._script.script)
-            again = await self._round_trip([merged[i] for i in missing], by_body=by_body)
-            for i, reply in zip(missing, again, strict=True):
-                replies[i] = reply
-        return replies
-
-    async def _round_trip(self, merged: Sequence[MergedCall], by_body: bool = False) -> list[Any]:
-        """Send the calls back to back on one pooled connection; read one reply each.
-
-        Error replies are kept as values. Any other failure (lost connection,
-        cancellation) closes the connection, so that a half-read reply never
-        reaches another command, and is raised.
-        """
-        script = ("EVAL", self._script.script) if by_body else ("EVALSHA", self._script.sha)
-        commands = [(*script, len(m.call.keys), *m.call.keys, *m.call.args) for m in merged]
-        pool = self._client.connection_pool
-        connection = await pool.get_connection()
-        try:
-            if self._pack is not None:
-                await connection.send_packed_command(b"".join(map(self._pack, commands)))
-            else:
-                await connection.send_packed_command(connection.pack_commands(commands))
-            replies: list[Any] = []
-            for _ in commands:
-                try:
-                    replies.append(await connection.read_response())
-                except redis.ResponseError as exc:
-                    replies.append(exc)
-        except BaseException:
-            await connection.disconnect()
-            raise
-        finally:
-            await pool.release(connection)
-        return replies
-
-
-def _utf8_packer(client: Any) -> Callable[[tuple[Any, ...]], bytes] | None:
-    """hiredis's C packer when the client encodes text as strict UTF-8 (the default), else None.
-
-    hiredis writes the same bytes as redis-py's packer for UTF-8 text, many times
-    faster; a client with another encoding keeps redis-py's packer and its encoder.
-    """
-    kwargs = client.connection_pool.connection_kwargs
-    encoding = str(kwargs.get("encoding", "utf-8")).lower().replace("_", "-")
-    if encoding in ("utf-8", "utf8") and kwargs.get("encoding_errors", "strict") == "strict":
-        return hiredis.pack_command
-    return None
 
 
 def _outcomes(reply: Any, count: int) -> list[AckOutcome] | None:

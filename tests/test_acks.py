@@ -1,4 +1,4 @@
-"""Sans-I/O coalescing: single-ack calls merged into one add_acks call per shard."""
+"""The add_acks call: one builder for single acks, batches and acks merged per shard."""
 
 from __future__ import annotations
 
@@ -10,21 +10,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rac_store import AckOutcome, AckStatus, AuditExpectation, AuditStore, DomainAck
-from rac_store.coalesce import merge_ack_calls
+from rac_store.acks import ack_group, add_acks_call, merge_by_shard, single_ack_group
 from rac_store.core import StoreCore, parse_outcomes
 from rac_store.keys import KeySpace
 
 from .support.async_helpers import run_on_shard
 
 CORE = StoreCore(KeySpace("rac", 16), 3600)
+SETTINGS = CORE.ack_settings
+
+
+def group(ack: DomainAck):  # type: ignore[no-untyped-def]
+    return single_ack_group(CORE.keys, ack.run_id, ack)
 
 
 def test_groups_by_shard_then_run_and_names_each_outcomes_owner() -> None:
     a, b, c = run_on_shard(1), run_on_shard(1), run_on_shard(2)
     acks = [DomainAck(a, "d", "1"), DomainAck(c, "d", "2"), DomainAck(b, "d", "3")]
     acks += [DomainAck(a, "d", "4")]
-    calls = [CORE.add_ack(ack.run_id, ack) for ack in acks]
-    merged = merge_ack_calls(calls)
+    merged = merge_by_shard([group(ack) for ack in acks], SETTINGS)
 
     assert [m.call.keys[0] for m in merged] == ["rac:{1}:pending", "rac:{2}:pending"]
     first, second = merged
@@ -35,8 +39,8 @@ def test_groups_by_shard_then_run_and_names_each_outcomes_owner() -> None:
     ]
     assert first.owners == [0, 3, 2]  # run a's acks in order, then run b's
     args = first.call.args
-    assert args[1] == calls[0].args[1]  # each merged call: its first call's token
-    assert second.call.args[1] == calls[1].args[1] != args[1]
+    assert isinstance(args[1], bytes) and len(args[1]) == 8  # the call token
+    assert second.call.args[1] != args[1]  # each merged call has its own
     assert [args[0], *args[2:5]] == [3_600_000, 2, str(a), 2]
     assert args[5] == acks[0].id.bytes and args[9] == acks[3].id.bytes
     assert args[13:15] == [str(b), 1]
@@ -46,39 +50,31 @@ def test_groups_by_shard_then_run_and_names_each_outcomes_owner() -> None:
     assert first.call.operation == "add_ack"
 
 
-def test_multi_ack_calls_own_every_outcome() -> None:
+def test_multi_ack_groups_own_every_outcome() -> None:
     run = uuid.uuid4()
-    calls = [
-        CORE.add_acks(run, [DomainAck(run, "d", "1"), DomainAck(run, "d", "2")]),
-        CORE.add_ack(run, DomainAck(run, "d", "3")),
+    groups = [
+        ack_group(CORE.keys, run, [DomainAck(run, "d", "1"), DomainAck(run, "d", "2")]),
+        group(DomainAck(run, "d", "3")),
     ]
-    (merged,) = merge_ack_calls(calls)
+    (merged,) = merge_by_shard(groups, SETTINGS)
     assert merged.owners == [0, 0, 1]
     assert merged.call.args[4] == 3
-    assert merged.call.args[1] == calls[0].args[1]  # the first merged call's token
 
 
-def test_refuses_what_does_not_merge() -> None:
+def test_single_acks_and_batches_are_built_by_the_same_layout() -> None:
     run = uuid.uuid4()
-    with pytest.raises(ValueError, match="single-run"):
-        merge_ack_calls([CORE.clear_run(run)])
-    other = StoreCore(KeySpace("rac", 16), 60)
-    with pytest.raises(ValueError, match="TTL"):
-        merge_ack_calls(
-            [
-                CORE.add_ack(run, DomainAck(run, "d", "a")),
-                other.add_ack(run, DomainAck(run, "d", "b")),
-            ]
-        )
-    bounded = StoreCore(KeySpace("rac", 16), 3600, findings_maxlen=5)
-    with pytest.raises(ValueError, match="stream bounds"):
-        merge_ack_calls(
-            [
-                CORE.add_ack(run, DomainAck(run, "d", "a")),
-                bounded.add_ack(run, DomainAck(run, "d", "b")),
-            ]
-        )
-    assert merge_ack_calls([]) == []
+    ack = DomainAck(run, "d", "a")
+    single, batch = CORE.add_ack(run, ack), CORE.add_acks(run, [ack])
+    assert single.keys == batch.keys
+    assert [*single.args[:1], *single.args[2:]] == [*batch.args[:1], *batch.args[2:]]
+    assert single.args[1] != batch.args[1]  # two logical calls, two tokens
+
+
+def test_refuses_groups_of_two_shards_in_one_call() -> None:
+    a, c = run_on_shard(1), run_on_shard(2)
+    with pytest.raises(ValueError, match="share a shard"):
+        add_acks_call([group(DomainAck(a, "d", "x")), group(DomainAck(c, "d", "y"))], SETTINGS)
+    assert merge_by_shard([], SETTINGS) == []
 
 
 RUNS = [run_on_shard(4), run_on_shard(4), run_on_shard(9)]
@@ -123,8 +119,9 @@ def test_merged_calls_do_what_the_single_calls_do(picks: list[Pick]) -> None:
     one_by_one, merged_store = _store(), _store()
     single = [one_by_one.add_ack(a.run_id, a) for a in acks]
     outcomes: list[AckOutcome | None] = [None] * len(acks)
-    for merged in merge_ack_calls([merged_store.core.add_ack(a.run_id, a) for a in acks]):
-        reply = merged_store._call(merged.call)
+    groups = [single_ack_group(merged_store.core.keys, a.run_id, a) for a in acks]
+    for merged in merge_by_shard(groups, merged_store.core.ack_settings):
+        reply = merged_store.execute(merged.call)
         for owner, outcome in zip(merged.owners, parse_outcomes(reply), strict=True):
             outcomes[owner] = outcome
     assert outcomes == single

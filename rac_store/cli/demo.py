@@ -18,9 +18,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .models import create_domain_ack, create_run_expectations
-from .reconciler import AuditReconciler
-from .store import AuditStore
+from ..models import create_domain_ack, create_run_expectations
+from ..reconciler import AuditReconciler
+from ..store import AuditStore
 
 RUN_TIMEOUT_MS = 1500
 GRACE_MS = 500

@@ -4,7 +4,8 @@ Each operation is a generator of *steps*: it yields the calls it needs (built
 by :class:`~rac_store.core.StoreCore`) and receives their replies, then
 returns its result. :func:`run_steps` drives one with a sync store's
 ``execute``, :func:`run_steps_async` with an async store's, so the sync and the
-asyncio reconciler share every line of logic.
+asyncio reconciler (:mod:`rac_store.reconciler`, :mod:`rac_store.aio.reconciler`)
+share every line of logic.
 
 Definitions (docs/reconciler.md):
 
@@ -22,8 +23,6 @@ IN_PROGRESS (nothing found, something pending) > COMPLETE.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import uuid
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -34,12 +33,14 @@ from .core import (
     StoreCore,
     ms_to_datetime,
     parse_expectations,
+    parse_pending,
     parse_server_time,
     positive_int,
     sweep_marks,
+    text,
 )
 from .errors import RunNotFoundError
-from .findings import parse_sweep_reply, parse_tail, text, verdict_fields
+from .findings import parse_sweep_reply, parse_tail, verdict_fields
 from .models import (
     ActionKey,
     AuditExpectation,
@@ -215,22 +216,14 @@ def positions_steps(core: StoreCore) -> Steps[dict[int, str]]:
     return parse_tail((yield core.findings_tail()))
 
 
-def _score_pairs(reply: Sequence[Any]) -> list[tuple[bytes, float]]:
-    """A WITHSCORES range as (member, score) pairs, flat (RESP2) or nested (RESP3)."""
-    if reply and not isinstance(reply[0], list | tuple):
-        return [(m, float(s)) for m, s in zip(reply[::2], reply[1::2], strict=True)]
-    return [(m, float(s)) for m, s in reply]
-
-
 def pending_steps(core: StoreCore, due_only: bool, limit: int) -> Steps[PendingReport]:
     """Runs of every shard's pending index, earliest due first (only overdue ones if asked)."""
     limit = positive_int(limit, "limit")
-    now = parse_server_time((yield core.server_time())[0])
+    now = parse_server_time((yield core.server_time("pending")))
     replies = yield core.pending_runs(now if due_only else None, limit + 1, "pending")
-    merged = heapq.merge(*(_score_pairs(r) for r in replies), key=lambda pair: pair[1])
     runs = [
-        PendingRun(text(member), int(score), core.keys.shard_of(text(member)))
-        for member, score in itertools.islice(merged, limit + 1)
+        PendingRun(run, due, core.keys.shard_of(run))
+        for run, due in parse_pending(replies, limit + 1)
     ]
     return PendingReport(now_ms=now, runs=runs[:limit], more=len(runs) > limit)
 

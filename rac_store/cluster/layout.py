@@ -13,9 +13,9 @@ from typing import Any
 
 from redis.crc import key_slot
 
-from .connect import is_cluster
-from .errors import InvalidInputError
-from .keys import KeySpace
+from ..errors import InvalidInputError
+from ..keys import KeySpace
+from . import is_cluster
 
 UNEVEN = 1.25
 """A primary holding more than this times its fair share of shards is reported."""

@@ -1,24 +1,21 @@
 """AsyncAuditReconciler: the asyncio twin of :class:`~rac_store.reconciler.AuditReconciler`.
 
-It drives the same sans-I/O steps (:mod:`rac_store.reconcile_core`) with an
+It drives the same sans-I/O steps (:mod:`rac_store.reconciliation`) with an
 async store's ``execute`` coroutine; nothing of the logic is repeated here.
 Any store with a ``core`` and an ``async execute(call)`` will do.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from . import reconcile_core as rc
-from .core import DEFAULT_SWEEP_MARKS
-from .findings import Since
-from .metrics import MetricsOption
-from .models import AuditExpectation, Finding, PendingReport, ReconciliationResult, SweepReport
-from .reconciler import ReconcilerBase
+from .. import reconciliation as rc
+from ..core import DEFAULT_SWEEP_MARKS
+from ..metrics import MetricsOption
+from ..models import AuditExpectation, PendingReport, ReconciliationResult, SweepReport
+from ..reconciler import ReconcilerBase
 
 
 class AsyncAuditReconciler(ReconcilerBase):
@@ -63,27 +60,3 @@ class AsyncAuditReconciler(ReconcilerBase):
     async def findings_positions(self) -> dict[int, str]:
         """See :meth:`AuditReconciler.findings_positions`."""
         return await self._run(rc.positions_steps(self._core))
-
-    async def iter_findings(
-        self,
-        *,
-        since: Since = "0",
-        follow: bool = False,
-        count: int = 500,
-        block_ms: int = 1000,
-        should_stop: Callable[[], bool] | None = None,
-    ) -> AsyncIterator[Finding]:
-        """See :meth:`AuditReconciler.iter_findings`."""
-        cursor = self._cursor(since)
-        if cursor.needs_tail:
-            cursor.set_tail(await self._store.execute(cursor.tail_call()))
-        while should_stop is None or not should_stop():
-            batch = cursor.feed(
-                await self._store.execute(cursor.next_call(count, block_ms, follow))
-            )
-            for finding in batch:
-                yield finding
-            if not batch:
-                if not follow:
-                    return
-                await asyncio.sleep(cursor.idle_pause(block_ms))

@@ -6,23 +6,21 @@ import argparse
 import sys
 import time
 
-from .cli_common import (
+from ..core import DEFAULT_SWEEP_MARKS
+from ..errors import RACStoreError
+from ..models import SweepReport
+from ..reconciler import AuditReconciler
+from .common import (
     EXIT_ERROR,
     EXIT_FINDINGS,
     EXIT_OK,
     add_connection_options,
-    describe,
-    emit_json,
-    iso,
     positive,
     positive_float,
     stop_on_signals,
     with_reconciler,
 )
-from .core import DEFAULT_SWEEP_MARKS
-from .errors import RACStoreError
-from .models import SweepReport
-from .reconciler import AuditReconciler
+from .output import describe, emit_json, iso
 
 
 def _print_report(report: SweepReport, args: argparse.Namespace, cycle: int, ms: float) -> None:

@@ -1,4 +1,4 @@
-"""Durability modes and the environment rules that choose one.
+"""The environment (``AOS_MODE``, ``RAC_REDIS_URL``, ...) and the storage mode it chooses.
 
 =====================================  ==================================
 Situation                              Mode

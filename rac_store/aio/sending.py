@@ -1,0 +1,140 @@
+"""How an asyncio store sends its calls: the async twin of :mod:`rac_store.sending`.
+
+Same rules: ``EVALSHA``, then ``EVAL`` with the text on NOSCRIPT; re-sends as
+the :class:`~rac_store.retry.RetryPolicy` allows; Redis errors mapped to typed
+errors. :meth:`AsyncSender.round_trip` sends many script calls back to back on
+one connection for the auto-pipeline (:mod:`rac_store.aio.autopipeline`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import hiredis
+import redis
+from redis.exceptions import NoScriptError
+
+from ..cluster import is_cluster
+from ..core import Call, CommandCall
+from ..errors import map_redis_error, transport_fault
+from ..retry import RetryPolicy
+from ..scripts import LoadedScript, Script, ScriptCall
+from ..sending import RedisFailure
+
+T = TypeVar("T")
+
+
+async def resend(send: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
+    """Await ``send()``, re-sent as ``policy`` allows; the last Redis error is raised as is.
+
+    A torn-down asyncio transport (see :func:`rac_store.errors.transport_fault`)
+    counts as a lost connection.
+    """
+    retrier = policy.retrier()
+    while True:
+        try:
+            return await send()
+        except (*RedisFailure, AttributeError, TypeError) as raw:
+            exc = transport_fault(raw) or raw
+            if not isinstance(exc, RedisFailure):
+                raise
+            delay = retrier.delay_after(exc)
+            if delay is None:
+                if exc is raw:
+                    raise
+                raise exc from raw
+            await asyncio.sleep(delay)
+
+
+class AsyncSender:
+    """Sends the calls of one asyncio store on its client."""
+
+    def __init__(
+        self, client: Any, scripts: Mapping[Script, LoadedScript], retry: RetryPolicy
+    ) -> None:
+        self._client = client
+        self._scripts = scripts
+        self.retry = retry
+        self.cluster = is_cluster(client)
+        self._pack = None if self.cluster else _utf8_packer(client)
+
+    async def execute(self, call: Call) -> Any:
+        """The raw reply of ``call`` (a list of replies for plain commands)."""
+        if isinstance(call, CommandCall):
+            return await self.retrying(call.operation, lambda: self._pipeline(call))
+        return await self.retrying(call.operation, lambda: self.send_script(call))
+
+    async def retrying(self, operation: str, send: Callable[[], Awaitable[T]]) -> T:
+        """Await ``send()``, re-sent as the retry policy allows; map Redis errors."""
+        try:
+            return await resend(send, self.retry)
+        except RedisFailure as exc:
+            raise map_redis_error(exc, operation) from exc
+
+    async def send_script(self, call: ScriptCall) -> Any:
+        """One script call: EVALSHA, and EVAL with the text on NOSCRIPT (no retries)."""
+        loaded = self._scripts[call.script]
+        try:
+            return await self._client.execute_command(*loaded.command(call))
+        except NoScriptError:
+            return await self._client.execute_command(*loaded.command(call, by_body=True))
+
+    async def _pipeline(self, call: CommandCall) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        for command in call.commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute())
+
+    async def round_trip(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        """Script calls back to back on one connection, one reply (or error reply) each.
+
+        Calls answered NOSCRIPT go once more with the script's text. Any other
+        failure (lost connection, cancellation) closes the connection, so that a
+        half-read reply never reaches another command, and is raised.
+        """
+        replies = await self._send_back_to_back(calls, by_body=False)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            again = await self._send_back_to_back([calls[i] for i in missing], by_body=True)
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
+        return replies
+
+    async def _send_back_to_back(self, calls: Sequence[ScriptCall], by_body: bool) -> list[Any]:
+        commands = [self._scripts[call.script].command(call, by_body) for call in calls]
+        pool = self._client.connection_pool
+        connection = await pool.get_connection()
+        try:
+            if self._pack is not None:
+                await connection.send_packed_command(b"".join(map(self._pack, commands)))
+            else:
+                await connection.send_packed_command(connection.pack_commands(commands))
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            await connection.disconnect()
+            raise
+        finally:
+            await pool.release(connection)
+        return replies
+
+
+def _utf8_packer(client: Any) -> Callable[[tuple[Any, ...]], bytes] | None:
+    """hiredis's C packer when the client encodes text as strict UTF-8 (the default), else None.
+
+    hiredis writes the same bytes as redis-py's packer for UTF-8 text, many times
+    faster; a client with another encoding keeps redis-py's packer and its encoder.
+    """
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    if kwargs is None:
+        return None
+    encoding = str(kwargs.get("encoding", "utf-8")).lower().replace("_", "-")
+    if encoding in ("utf-8", "utf8") and kwargs.get("encoding_errors", "strict") == "strict":
+        return hiredis.pack_command
+    return None

@@ -1,0 +1,223 @@
+"""AsyncAuditStore: the asyncio store, on ``redis.asyncio`` or on the embedded default.
+
+Every method of :class:`~rac_store.store.AuditStore` is here as a coroutine. Keys,
+arguments, reply parsing, retries and error mapping come from the same sans-I/O
+core; only the awaiting differs (:mod:`rac_store.aio.sending`). ``add_ack`` is
+auto-pipelined by default (see :mod:`rac_store.aio.autopipeline`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from .. import core
+from ..acks import single_ack_group
+from ..connect import async_client_from_url
+from ..core import Call
+from ..embedded import create_embedded_async_client
+from ..models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
+from ..server_checks import INFO_SECTIONS, info_denied
+from ..store_base import StoreBase, StoreOptions
+from .autopipeline import DEFAULT_MAX_BATCH, AckPipeline
+from .sending import AsyncSender
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+
+class AsyncAuditStore(StoreBase):
+    """Expectations and acks of runs, kept in Redis by atomic Lua scripts, for asyncio.
+
+    Takes the options of :class:`~rac_store.store.AuditStore`
+    (:class:`~rac_store.store_base.StoreOptions`) and the same environment rules:
+    with no ``redis_client`` the environment decides (``RAC_REDIS_URL``, else the
+    embedded in-process server in ``AOS_MODE=local``).
+    ``redis_client`` is a ``redis.asyncio.Redis``, a ``redis.asyncio.cluster.RedisCluster``
+    (see docs/cluster.md) or a ``fakeredis.FakeAsyncRedis``.
+
+    The constructor does no I/O. The server (``check_server``, as for AuditStore)
+    and the shard count and layout are checked once, by :meth:`initialize`
+    (``async with`` calls it) or else before the first command.
+
+    ``autopipeline`` (default on) sends the ``add_ack`` calls made while a round
+    trip is in flight together in the next one, at most ``autopipeline_batch``
+    acks per trip. Each caller still gets its own outcome or error.
+    """
+
+    def __init__(
+        self,
+        redis_client: Any = None,
+        *,
+        autopipeline: bool = True,
+        autopipeline_batch: int = DEFAULT_MAX_BATCH,
+        **options: Unpack[StoreOptions],
+    ) -> None:
+        super().__init__(redis_client, async_client_from_url, create_embedded_async_client, options)
+        self._check_server = self._check_server_at_start and not self._embedded
+        self._initialized = False
+        self._init_lock = asyncio.Lock()
+        self._sender = AsyncSender(self._client, self._scripts, self._retry)
+        self._acks: AckPipeline | None = None
+        if autopipeline:
+            self._acks = AckPipeline(
+                self._sender,
+                self._client,
+                self._core.ack_settings,
+                self.initialize,
+                max_batch=autopipeline_batch,
+            )
+
+    @classmethod
+    def from_url(cls, url: str, *, cluster: bool | None = None, **options: Any) -> AsyncAuditStore:
+        """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``).
+
+        A Redis Cluster is named by ``redis+cluster://`` / ``rediss+cluster://``, or by
+        ``cluster=True`` with a plain URL (see :mod:`rac_store.cluster.urls`).
+        """
+        return cls(async_client_from_url(url, cluster=cluster), **options)
+
+    async def initialize(self) -> None:
+        """Check the server, then record (or check) the shard count and layout.
+
+        Runs once; later calls return at once. Raises UnsupportedServerError for
+        a server the start-up checks refuse (rac_store.server_checks) and
+        LayoutMismatchError when the server holds another layout.
+        """
+        if self._initialized:
+            return
+        async with self._init_lock:
+            if not self._initialized:
+                if self._check_server:
+                    self._apply_server_checks(
+                        await self._sender.retrying("start-up checks", self._read_info)
+                    )
+                await self._sender.execute(self._core.init_meta())
+                self._initialized = True
+
+    async def _read_info(self) -> Any:
+        try:
+            return await self._client.info(*INFO_SECTIONS)
+        except redis.exceptions.NoPermissionError as exc:
+            raise info_denied(exc) from exc
+
+    async def __aenter__(self) -> AsyncAuditStore:
+        await self.initialize()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- properties -------------------------------------------------------------------
+    @property
+    def autopipeline(self) -> AckPipeline | None:
+        """The ack pipeline, or None when auto-pipelining is off."""
+        return self._acks
+
+    # -- writes -----------------------------------------------------------------------
+    async def add_expectations(
+        self, run_id: uuid.UUID | str, expectations: Iterable[AuditExpectation]
+    ) -> int:
+        """See :meth:`AuditStore.add_expectations`."""
+        call = self._core.add_expectations(run_id, expectations)
+        return core.parse_count(await self.execute(call))
+
+    async def add_ack(self, run_id: uuid.UUID | str, ack: DomainAck) -> AckOutcome:
+        """Record one ack: recorded, duplicate, drift or late.
+
+        The ack is validated at once (InvalidInputError fails only this call). With
+        auto-pipelining it is then queued and sent with the acks of other callers;
+        once queued it is sent even if this coroutine is cancelled.
+        """
+        if self._acks is not None:
+            outcome = await self._acks.submit(single_ack_group(self._core.keys, run_id, ack))
+        else:
+            outcome = core.parse_outcome(await self.execute(self._core.add_ack(run_id, ack)))
+        if self._metrics is not None:
+            self._metrics.observe_acks((outcome,))
+        return outcome
+
+    async def add_acks(
+        self, run_id: uuid.UUID | str, acks: Iterable[DomainAck]
+    ) -> list[AckOutcome]:
+        """See :meth:`AuditStore.add_acks`."""
+        outcomes = core.parse_outcomes(await self.execute(self._core.add_acks(run_id, acks)))
+        if self._metrics is not None:
+            self._metrics.observe_acks(outcomes)
+        return outcomes
+
+    async def update_expectation_status(
+        self, run_id: uuid.UUID | str, domain: str, action: str, status: AuditStatus | str
+    ) -> bool:
+        """See :meth:`AuditStore.update_expectation_status`."""
+        call = self._core.update_status(run_id, domain, action, status)
+        return bool(await self.execute(call))
+
+    async def clear_run(self, run_id: uuid.UUID | str) -> bool:
+        """See :meth:`AuditStore.clear_run`."""
+        return bool(await self.execute(self._core.clear_run(run_id)))
+
+    # -- reads ------------------------------------------------------------------------
+    async def get_expectations(self, run_id: uuid.UUID | str) -> list[AuditExpectation]:
+        """See :meth:`AuditStore.get_expectations`."""
+        call = self._core.read_expectations(run_id)
+        return core.parse_expectations(await self.execute(call))
+
+    async def get_acks(self, run_id: uuid.UUID | str) -> list[DomainAck]:
+        """See :meth:`AuditStore.get_acks`."""
+        return core.parse_acks(await self.execute(self._core.read_acks(run_id)))
+
+    async def load_from_redis(self, run_id: uuid.UUID | str) -> bool:
+        """See :meth:`AuditStore.load_from_redis`."""
+        return bool((await self.execute(self._core.run_exists(run_id)))[0])
+
+    async def get_pending_run_ids(
+        self, *, due_before: datetime | int | None = None, limit: int | None = None
+    ) -> list[str]:
+        """See :meth:`AuditStore.get_pending_run_ids`."""
+        call = self._core.pending_run_ids(due_before, limit)
+        return core.parse_run_ids(await self.execute(call), limit)
+
+    async def server_time_ms(self) -> int:
+        """See :meth:`AuditStore.server_time_ms`."""
+        call = self._core.server_time("server_time_ms")
+        return core.parse_server_time(await self.execute(call))
+
+    # -- lifetime ---------------------------------------------------------------------
+    async def flush(self) -> None:
+        """Wait until every ack queued by ``add_ack`` so far has been sent and answered.
+
+        Raises RACStoreError when an ack whose caller was cancelled could not be
+        recorded since the last flush (its error has nobody else to reach).
+        """
+        if self._acks is not None:
+            await self._acks.flush()
+
+    async def aclose(self) -> None:
+        """Send the queued acks, then close the client's connections (also when flush raises)."""
+        try:
+            await self.flush()
+        finally:
+            await self._client.aclose()
+
+    # -- I/O --------------------------------------------------------------------------
+    async def execute(self, call: Call) -> Any:
+        """Send one call built by the sans-I/O core; the raw reply (a list for commands).
+
+        The low-level hook :class:`~rac_store.aio.reconciler.AsyncAuditReconciler`
+        uses: same retries and error mapping as every other method.
+        """
+        if not self._initialized:
+            await self.initialize()
+        return await self._sender.execute(call)
