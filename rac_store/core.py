@@ -18,7 +18,7 @@ from typing import Any
 
 from . import codec
 from .acks import CallSettings, ack_group, add_acks_call, single_ack_group
-from .errors import InvalidInputError
+from .errors import InvalidInputError, LayoutMismatchError, StoreNotFoundError
 from .keys import LAYOUT_VERSION, KeySpace
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .scripts import Arg, Script, ScriptCall
@@ -45,6 +45,8 @@ class CommandCall:
 
     commands: Sequence[Sequence[Arg]]
     operation: str
+    writes: bool = False
+    """True when a command writes (a read-only store refuses the call)."""
 
 
 Call = ScriptCall | CommandCall
@@ -103,6 +105,33 @@ class StoreCore:
         """Record (or check) the shard count and layout version."""
         args = (self.keys.shards, LAYOUT_VERSION)
         return ScriptCall(Script.INIT_META, (self.keys.meta,), args, "init_meta")
+
+    def read_meta(self) -> CommandCall:
+        """The layout the store recorded (shard count, layout version), without writing."""
+        return CommandCall((("HMGET", self.keys.meta, "shards", "layout"),), "open")
+
+    def adopt_layout(self, replies: Sequence[Any], shards_given: bool) -> StoreCore:
+        """This core, or one with the recorded shard count, after a :meth:`read_meta` reply.
+
+        StoreNotFoundError when nothing is recorded under the prefix;
+        LayoutMismatchError when the recorded layout differs from what was asked.
+        """
+        shards, layout = (None if v is None else text(v) for v in replies[0])
+        prefix = self.keys.prefix
+        if shards is None:
+            raise StoreNotFoundError(f"no store under prefix {prefix!r}")
+        if layout != LAYOUT_VERSION:
+            raise LayoutMismatchError(
+                f"store {prefix!r} has key layout {layout}, this version reads {LAYOUT_VERSION}"
+            )
+        if int(shards) == self.keys.shards:
+            return self
+        if shards_given:
+            raise LayoutMismatchError(
+                f"store {prefix!r} has {shards} shards, {self.keys.shards} were asked"
+            )
+        keyspace = KeySpace(prefix, int(shards))
+        return StoreCore(keyspace, self.ttl_seconds, self.findings_maxlen)
 
     # -- writes ---------------------------------------------------------------------
     def add_expectations(

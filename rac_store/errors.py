@@ -27,6 +27,14 @@ class RunNotFoundError(RACStoreError, LookupError):
     """The store holds no data of the run (never written, cleared or expired)."""
 
 
+class StoreNotFoundError(RACStoreError, LookupError):
+    """No store exists under the prefix (a read-only store never creates one)."""
+
+
+class ReadOnlyStoreError(RACStoreError):
+    """A write was asked of a store opened with ``read_only=True``; nothing was sent."""
+
+
 class InvalidTransitionError(RACStoreError):
     """The status state machine forbids the requested move; nothing changed."""
 

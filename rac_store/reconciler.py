@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from . import reconciliation as rc
 from .cluster import is_cluster
 from .core import DEFAULT_SWEEP_MARKS, Call, StoreCore
+from .errors import ReadOnlyStoreError
 from .findings import FindingsCursor, ReadPlan, Since
 from .metrics import Metrics, MetricsOption, resolve_metrics
 from .models import AuditExpectation, Finding, PendingReport, ReconciliationResult, SweepReport
@@ -39,8 +40,13 @@ class ReconcilerBase:
 
     def __init__(self, store: Any, metrics: MetricsOption) -> None:
         self._store = store
-        self._core: StoreCore = store.core
         self._metrics: Metrics | None = resolve_metrics(metrics)
+
+    @property
+    def _core(self) -> StoreCore:
+        """The store's sans-I/O core (a read-only store adopts its layout when it opens)."""
+        core: StoreCore = self._store.core
+        return core
 
     @property
     def store(self) -> Any:
@@ -70,6 +76,22 @@ class ReconcilerBase:
         cursor = FindingsCursor(self._core, since, per_shard, plan)
         return FindingsFeed(self._store.execute, cursor, should_stop or _never)
 
+    def _check_writable(self, operation: str) -> None:
+        """ReadOnlyStoreError up front for an operation that writes, on a read-only store."""
+        if getattr(self._store, "read_only", False):
+            raise ReadOnlyStoreError(f"{operation}: the store was opened read-only")
+
+    def _reconcile_steps(
+        self, run_id: uuid.UUID | str, record: bool
+    ) -> rc.Steps[ReconciliationResult]:
+        if record:
+            self._check_writable("reconcile (record=True)")
+        return rc.reconcile_steps(self._core, run_id, record)
+
+    def _sweep_steps(self, limit: int, marks_per_run: int) -> rc.Steps[SweepReport]:
+        self._check_writable("sweep")
+        return rc.sweep_steps(self._core, limit, marks_per_run)
+
     def _observed(self, result: ReconciliationResult, started: float) -> ReconciliationResult:
         if self._metrics is not None:
             self._metrics.observe_reconciliation(result, time.perf_counter() - started)
@@ -95,7 +117,7 @@ class AuditReconciler(ReconcilerBase):
         expectation counts as missing here, and only the sweep marks it MISSING.
         """
         started = time.perf_counter()
-        return self._observed(self._run(rc.reconcile_steps(self._core, run_id, record)), started)
+        return self._observed(self._run(self._reconcile_steps(run_id, record)), started)
 
     def snapshot(self, run_id: uuid.UUID | str) -> rc.RunSnapshot:
         """One consistent read of the run (expectations, due times, drift, server time)."""
@@ -120,7 +142,7 @@ class AuditReconciler(ReconcilerBase):
         server time; runs whose keys expired leave the index as EXPIRED findings.
         ``more_due`` in the report says whether another call has work left.
         """
-        return self._run(rc.sweep_steps(self._core, limit, marks_per_run))
+        return self._run(self._sweep_steps(limit, marks_per_run))
 
     def findings_positions(self) -> dict[int, str]:
         """The last stream id of every shard: pass it as ``since`` to read what comes after."""

@@ -22,7 +22,7 @@ from redis.exceptions import NoScriptError, RedisClusterException
 from .cluster import is_cluster
 from .cluster.routing import ClusterRouter
 from .core import Call, CommandCall
-from .errors import DurabilityNotConfirmedError, map_redis_error
+from .errors import DurabilityNotConfirmedError, ReadOnlyStoreError, map_redis_error
 from .retry import Retrier, RetryPolicy
 from .scripts import LoadedScript, Script, ScriptCall
 from .wait_aof import WaitAof
@@ -31,6 +31,22 @@ T = TypeVar("T")
 
 RedisFailure = (redis.RedisError, RedisClusterException)
 """What a Redis call can fail with (mapped to a RACStoreError before it reaches callers)."""
+
+
+class WriteGuard:
+    """Refuses, before anything is sent, the writes of a store opened read-only."""
+
+    def __init__(self, scripts: Mapping[Script, LoadedScript], read_only: bool) -> None:
+        self.read_only = read_only
+        self._refused = frozenset(
+            name for name, loaded in scripts.items() if read_only and not loaded.read_only
+        )
+
+    def check(self, call: Call) -> None:
+        """ReadOnlyStoreError when ``call`` writes and the store is read-only."""
+        writes = call.writes if isinstance(call, CommandCall) else call.script in self._refused
+        if writes and self.read_only:
+            raise ReadOnlyStoreError(f"{call.operation}: this store was opened read-only")
 
 
 class Sender:
@@ -42,21 +58,26 @@ class Sender:
         scripts: Mapping[Script, LoadedScript],
         retry: RetryPolicy,
         wait_aof: WaitAof | None = None,
+        *,
+        read_only: bool = False,
     ) -> None:
         self._client = client
+        self._guard = WriteGuard(scripts, read_only)
         self._scripts = scripts
         self._retry = retry
         self._wait_aof = wait_aof
         self.router = ClusterRouter(client) if is_cluster(client) else None
         """The cluster short path (None on a single node)."""
-        self._plain = self.router is None and wait_aof is None
+        self._plain = self.router is None and wait_aof is None and not read_only
 
     def execute(self, call: Call) -> Any:
         """The raw reply of ``call`` (a list of replies for plain commands)."""
         if isinstance(call, CommandCall):
+            self._guard.check(call)
             return self.retrying(call.operation, lambda: self._pipeline(call))
         loaded = self._scripts[call.script]
         if not self._plain:
+            self._guard.check(call)
             return self.retrying(call.operation, lambda: self._send(loaded, call))
         # The hot path: one EVALSHA, no closure and no retry state until something fails.
         try:

@@ -58,10 +58,12 @@ class AuditStore(StoreBase):
         )
         if self._wait_aof is not None and is_cluster(self._client):
             raise UnsupportedServerError("wait_aof is not supported on a Redis Cluster")
-        self._sender = Sender(self._client, self._scripts, self._retry, self._wait_aof)
+        self._sender = Sender(
+            self._client, self._scripts, self._retry, self._wait_aof, read_only=self._read_only
+        )
         if self._check_server_at_start and not self._embedded:
             self._check_server()
-        self.execute(self._core.init_meta())
+        self._opened(self.execute(self._layout_call()))
 
     @classmethod
     def from_url(

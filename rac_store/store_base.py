@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypedDict
 
-from .core import DEFAULT_FINDINGS_MAXLEN, StoreCore
+from .core import DEFAULT_FINDINGS_MAXLEN, Call, StoreCore
 from .embedded import is_embedded
 from .environment import StoreDurabilityMode, aos_mode, choose_client
 from .errors import UnsupportedServerError
@@ -27,6 +27,8 @@ from .wait_aof import WaitAof
 
 _log = logging.getLogger("rac_store")
 
+DEFAULT_SHARDS = 16
+
 
 class StoreOptions(TypedDict, total=False):
     """The options of every store, sync and asyncio (``AuditStore(client, **options)``).
@@ -37,6 +39,12 @@ class StoreOptions(TypedDict, total=False):
     ``findings_maxlen`` (10,000) bounds each shard's findings stream; ``metrics``
     counts acks (:mod:`rac_store.metrics`; ``False`` for none); ``check_server`` (True)
     runs the start-up checks of :mod:`rac_store.server_checks`.
+
+    ``read_only`` (False) opens an existing store for reading only: nothing is ever
+    written (a write raises :class:`~rac_store.errors.ReadOnlyStoreError` before
+    anything is sent), the layout is read rather than recorded
+    (:class:`~rac_store.errors.StoreNotFoundError` when there is no store under the
+    prefix), and ``shards``, when not given, is the count the store recorded.
     """
 
     prefix: str
@@ -46,6 +54,7 @@ class StoreOptions(TypedDict, total=False):
     findings_maxlen: int
     metrics: MetricsOption
     check_server: bool
+    read_only: bool
 
 
 @dataclass(frozen=True)
@@ -54,11 +63,12 @@ class StoreSettings:
 
     prefix: str = "rac"
     ttl_seconds: int = 3600
-    shards: int = 16
+    shards: int | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     findings_maxlen: int = DEFAULT_FINDINGS_MAXLEN
     metrics: MetricsOption = None
     check_server: bool = True
+    read_only: bool = False
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> StoreSettings:
@@ -84,10 +94,12 @@ class StoreBase:
     ) -> None:
         settings = StoreSettings.from_options(options)
         self._core = StoreCore(
-            KeySpace(settings.prefix, settings.shards),
+            KeySpace(settings.prefix, settings.shards or DEFAULT_SHARDS),
             settings.ttl_seconds,
             settings.findings_maxlen,
         )
+        self._shards_given = settings.shards is not None
+        self._read_only = settings.read_only
         self._retry = settings.retry
         self._check_server_at_start = settings.check_server
         self._client, self._mode = choose_client(redis_client, connect, embedded)
@@ -108,6 +120,20 @@ class StoreBase:
         for message in check_server(facts, aos_mode=aos_mode(), wait_aof=self._wait_aof):
             _log.warning("%s", message)
             warnings.warn(message, EvictionPolicyWarning, stacklevel=4)
+
+    def _layout_call(self) -> Call:
+        """The start-up call: record (or check) the layout, or only read it when read-only."""
+        return self._core.read_meta() if self._read_only else self._core.init_meta()
+
+    def _opened(self, reply: Any) -> None:
+        """Take in the reply of :meth:`_layout_call` (a read-only store adopts the layout)."""
+        if self._read_only:
+            self._core = self._core.adopt_layout(reply, self._shards_given)
+
+    @property
+    def read_only(self) -> bool:
+        """True for a store opened with ``read_only=True``."""
+        return self._read_only
 
     @property
     def durability_mode(self) -> StoreDurabilityMode:

@@ -32,7 +32,7 @@ class AsyncAuditReconciler(ReconcilerBase):
     ) -> ReconciliationResult:
         """See :meth:`AuditReconciler.reconcile`."""
         started = time.perf_counter()
-        result = await self._run(rc.reconcile_steps(self._core, run_id, record))
+        result = await self._run(self._reconcile_steps(run_id, record))
         return self._observed(result, started)
 
     async def snapshot(self, run_id: uuid.UUID | str) -> rc.RunSnapshot:
@@ -55,7 +55,7 @@ class AsyncAuditReconciler(ReconcilerBase):
         self, *, limit: int = 1000, marks_per_run: int = DEFAULT_SWEEP_MARKS
     ) -> SweepReport:
         """See :meth:`AuditReconciler.sweep`."""
-        return await self._run(rc.sweep_steps(self._core, limit, marks_per_run))
+        return await self._run(self._sweep_steps(limit, marks_per_run))
 
     async def findings_positions(self) -> dict[int, str]:
         """See :meth:`AuditReconciler.findings_positions`."""

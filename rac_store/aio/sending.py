@@ -21,7 +21,7 @@ from ..core import Call, CommandCall
 from ..errors import map_redis_error, transport_fault
 from ..retry import RetryPolicy
 from ..scripts import LoadedScript, Script, ScriptCall
-from ..sending import RedisFailure
+from ..sending import RedisFailure, WriteGuard
 
 T = TypeVar("T")
 
@@ -52,9 +52,15 @@ class AsyncSender:
     """Sends the calls of one asyncio store on its client."""
 
     def __init__(
-        self, client: Any, scripts: Mapping[Script, LoadedScript], retry: RetryPolicy
+        self,
+        client: Any,
+        scripts: Mapping[Script, LoadedScript],
+        retry: RetryPolicy,
+        *,
+        read_only: bool = False,
     ) -> None:
         self._client = client
+        self._guard = WriteGuard(scripts, read_only)
         self._scripts = scripts
         self.retry = retry
         self.cluster = is_cluster(client)
@@ -62,6 +68,7 @@ class AsyncSender:
 
     async def execute(self, call: Call) -> Any:
         """The raw reply of ``call`` (a list of replies for plain commands)."""
+        self._guard.check(call)
         if isinstance(call, CommandCall):
             return await self.retrying(call.operation, lambda: self._pipeline(call))
         return await self.retrying(call.operation, lambda: self.send_script(call))

@@ -63,9 +63,11 @@ class AsyncAuditStore(StoreBase):
         self._check_server = self._check_server_at_start and not self._embedded
         self._initialized = False
         self._init_lock = asyncio.Lock()
-        self._sender = AsyncSender(self._client, self._scripts, self._retry)
+        self._sender = AsyncSender(
+            self._client, self._scripts, self._retry, read_only=self._read_only
+        )
         self._acks: AckPipeline | None = None
-        if autopipeline:
+        if autopipeline and not self._read_only:
             self._acks = AckPipeline(
                 self._sender,
                 self._client,
@@ -98,7 +100,7 @@ class AsyncAuditStore(StoreBase):
                     self._apply_server_checks(
                         await self._sender.retrying("start-up checks", self._read_info)
                     )
-                await self._sender.execute(self._core.init_meta())
+                self._opened(await self._sender.execute(self._layout_call()))
                 self._initialized = True
 
     async def _read_info(self) -> Any:
