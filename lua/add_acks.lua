@@ -7,16 +7,19 @@
   (same call token: the client re-sent it after a lost reply), the reply repeats
   the outcome that run gave instead of "duplicate", so a re-send reports what
   the caller would have seen. Otherwise the encoded ack is appended to the run's list and
-  its (domain, action) moves along the state machine:
+  its (domain, action) moves along the state machine (docs/state-machine.md):
     no expectation         -> drift; its status is remembered so that an
                               expectation declared later starts from it
-    PENDING                -> ACKED (ok) / FAILED (not ok), late if past due
+    PENDING                -> ACKED (ok) / FAILED (failed or rolled back), late if
+                              past due (server time > due)
     MISSING                -> ACKED / FAILED, late
     FAILED and ok          -> ACKED (a successful retry), late mark kept
-    ACKED, or FAILED again -> unchanged (the ack is still kept)
-  A run with no PENDING expectation left leaves the pending index. When a
-  run's acks leave it clean (nothing PENDING, nothing FAILED or MISSING, no
-  drift), one COMPLETE event is appended to the shard's findings stream.
+    ACKED and rolled back  -> FAILED (the success was undone), late mark kept
+    ACKED, and a plain failure, or FAILED again -> unchanged (the ack is still kept)
+  A run with no PENDING expectation left leaves the pending index. When a run
+  is settled (nothing PENDING) and its acks change its verdict (COMPLETE,
+  INCOMPLETE or STALE) from the one last pushed, the new verdict is appended to
+  the shard's findings stream, once.
   The run's five keys get ttl_ms again whenever the acks list has less than
   ttl_ms - ttl_ms/16 left (or no TTL yet), so every key always has at least
   15/16 of ttl_ms to live after an ack, for one PTTL instead of five PEXPIREs.
@@ -24,7 +27,8 @@
   KEYS[1]: P:{s}:pending  zset  run_id -> earliest PENDING due (ms)
   then five keys per run r (r = 1 .. R), at KEYS[2 + 5(r-1)] onwards:
            P:{s}:exp:<run>   hash  "domain|action" -> encoded expectation
-           P:{s}:st:<run>    hash  "domain|action" -> "STATUS|acked_at_ms|late"
+           P:{s}:st:<run>    hash  "domain|action" -> "STATUS|acked_at_ms|late|live",
+                                   and the run's counters and last verdict ("#..." fields)
            P:{s}:due:<run>   zset  PENDING "domain|action" -> due (ms)
            P:{s}:acks:<run>  list  encoded acks in arrival order
            P:{s}:ackid:<run> hash  ack id -> outcome digit .. call token
@@ -34,8 +38,8 @@
   ARGV[2]: call token: random bytes, one per logical call, the same on re-sends
   ARGV[3]: R, the number of runs
   then per run r:   run_id, m (number of its acks),
-  then per ack:     ack id, expectation key "domain|action", ok ("1" or "0"),
-                    encoded ack (opaque bytes)
+  then per ack:     ack id, expectation key "domain|action", ok flag ("1" success,
+                    "0" failure, "2" rolled back), encoded ack (opaque bytes)
   ARGV[#ARGV]: findings stream bound (whole number > 0; approximate MAXLEN)
 
   Reply    array of integers, one per ack in order:
@@ -45,6 +49,7 @@
 -- @include "common"
 
 local RECORDED, DUPLICATE, DRIFT, LATE = 0, 1, 2, 3
+local OK_FLAGS = { ['1'] = true, ['0'] = true, ['2'] = true }
 
 local ttl_ms = whole(ARGV[1])
 local token = ARGV[2]
@@ -69,7 +74,7 @@ for r = 1, runs do
     if not string.find(key, '|', 1, true) then
       return redis.error_reply('RAC_BADARG expectation key of ack ' .. j)
     end
-    if ok ~= '1' and ok ~= '0' then return redis.error_reply('RAC_BADARG ok flag of ack ' .. j) end
+    if not OK_FLAGS[ok] then return redis.error_reply('RAC_BADARG ok flag of ack ' .. j) end
     at = at + 4
   end
 end
@@ -85,6 +90,18 @@ local payloads, removed, earliest_removed
 -- duplicate, whether this execution recorded the first one or an earlier one did.
 local met = {}
 
+-- The new status of a recorded (domain, action) after an ack, or nil for no change.
+local function target_of(status, ok)
+  if status == nil or status == 'PENDING' or status == 'MISSING' then
+    return (ok == '1') and 'ACKED' or 'FAILED'
+  end
+  if status == 'FAILED' and ok == '1' then return 'ACKED' end
+  if status == 'ACKED' and ok == '2' then return 'FAILED' end
+  return nil
+end
+
+-- Apply one ack. Returns its outcome, whether it took the key out of the due set,
+-- and whether it moved the run's counters (so that the verdict may have changed).
 local function apply(k, ack_id, key, ok, payload)
   local st_key, due_key = KEYS[k + 1], KEYS[k + 2]
   local first_here = not met[k][ack_id]
@@ -92,45 +109,37 @@ local function apply(k, ack_id, key, ok, payload)
   local previous = redis.call('HGET', KEYS[k + 4], ack_id)
   if previous then
     if first_here and string.sub(previous, 2) == token then
-      return tonumber(string.sub(previous, 1, 1)), false
+      return tonumber(string.sub(previous, 1, 1)), false, false
     end
-    return DUPLICATE, false
+    return DUPLICATE, false, false
   end
   payloads[#payloads + 1] = payload
-  local target = (ok == '1') and 'ACKED' or 'FAILED'
   local record = redis.call('HGET', st_key, key)
   -- only add_expectations writes PENDING, beside the expectation: no need to look
   local expected = (record and string.sub(record, 1, 8) == 'PENDING|')
     or redis.call('HEXISTS', KEYS[k], key) == 1
-  local outcome, left_due, issues = RECORDED, false, 0
-  if not record then
-    redis.call('HSET', st_key, key, status_record(target, now, 0))
-    if not expected or ok == '0' then issues = 1 end
-  else
-    local status, acked_at, late = parse_status(record)
-    if status == 'PENDING' then
-      local due = tonumber(redis.call('ZSCORE', due_key, key))
-      removed[#removed + 1] = key
-      -- a PENDING key missing from the due set makes the index be rewritten
-      earliest_removed = math.min(earliest_removed, due or -math.huge)
-      left_due = true
-      late = (due ~= nil and now > due) and 1 or 0
-      redis.call('HSET', st_key, key, status_record(target, now, late))
-      if late == 1 then outcome = LATE end
-      if ok == '0' then issues = 1 end
-    elseif status == 'MISSING' then
-      redis.call('HSET', st_key, key, status_record(target, now, 1))
-      outcome = LATE
-      if ok == '1' then issues = -1 end
-    elseif status == 'FAILED' and ok == '1' then
-      redis.call('HSET', st_key, key, status_record('ACKED', now, late))
-      if expected then issues = -1 end
-    end
+  local status, acked_at, late, live = nil, 0, '0', '0'
+  if record then status, acked_at, late, live = parse_status(record) end
+  local target = target_of(status, ok)
+  local outcome, left_due, moved = RECORDED, false, false
+  if status == 'PENDING' then
+    local due = tonumber(redis.call('ZSCORE', due_key, key))
+    removed[#removed + 1] = key
+    -- a PENDING key missing from the due set makes the index be rewritten
+    earliest_removed = math.min(earliest_removed, due or -math.huge)
+    left_due = true
+    late = (due ~= nil and now > due) and '1' or '0'
+    if late == '1' then outcome = LATE end
+  elseif status == 'MISSING' then
+    late, outcome = '1', LATE
   end
-  add_issues(st_key, issues)
+  if target then
+    redis.call('HSET', st_key, key, status_record(target, now, late, live))
+    moved = recount(st_key, status, expected, target, expected, live)
+  end
   if not expected then outcome = DRIFT end
   redis.call('HSET', KEYS[k + 4], ack_id, outcome .. token)
-  return outcome, left_due, issues < 0
+  return outcome, left_due, moved
 end
 
 -- One variadic command per 1000 items (Lua 5.1's unpack is bounded by its C stack).
@@ -159,21 +168,23 @@ for r = 1, runs do
   met[k] = {}
   local run_id, m = ARGV[at], whole(ARGV[at + 1])
   at = at + 2
-  local reindex, settle = false, false
+  local reindex, changed = false, false
   payloads, removed, earliest_removed = {}, {}, math.huge
   for j = 1, m do
-    local outcome, left_due, cleared = apply(k, ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3])
+    local outcome, left_due, moved = apply(k, ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3])
     outcomes[#outcomes + 1] = outcome
     reindex = reindex or left_due
-    settle = settle or cleared
+    changed = changed or moved
     at = at + 4
   end
   call_chunked('RPUSH', KEYS[k + 3], payloads)
   call_chunked('ZREM', KEYS[k + 2], removed)
   if reindex and reindex_after_removal(KEYS[1], KEYS[k + 2], run_id, earliest_removed) then
-    settle = true
+    changed = true
   end
-  if settle then complete_if_clean(KEYS[k + 1], KEYS[k + 2], stream, maxlen, run_id, 'ack', now) end
+  if changed then
+    settle(KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], stream, maxlen, run_id, 'ack', now)
+  end
   -- Every recorded ack writes the acks list, so a list this call created has no
   -- TTL yet (PTTL -1) and gets one here, with the run's other keys.
   if redis.call('PTTL', KEYS[k + 3]) < ttl_ms - math.floor(ttl_ms / 16) then

@@ -3,7 +3,7 @@
   read_expectations: one consistent snapshot of a run's expectations and statuses.
 
   KEYS[1]: P:{s}:exp:<run>  hash  "domain|action" -> encoded expectation
-  KEYS[2]: P:{s}:st:<run>   hash  "domain|action" -> "STATUS|acked_at_ms|late"
+  KEYS[2]: P:{s}:st:<run>   hash  "domain|action" -> "STATUS|acked_at_ms|late|live"
 
   ARGV     none
 

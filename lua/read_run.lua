@@ -3,8 +3,8 @@
   read_run: one consistent snapshot of a run for the reconciler.
 
   KEYS[1]: P:{s}:exp:<run>   hash  "domain|action" -> encoded expectation
-  KEYS[2]: P:{s}:st:<run>    hash  "domain|action" -> "STATUS|acked_at_ms|late"
-                                   (and the open-issue counter "#issues")
+  KEYS[2]: P:{s}:st:<run>    hash  "domain|action" -> "STATUS|acked_at_ms|late|live"
+                                   (and the run's counters and last verdict, "#..." fields)
   KEYS[3]: P:{s}:due:<run>   zset  PENDING "domain|action" -> due (ms)
   KEYS[4]: P:{s}:acks:<run>  list  encoded acks (only counted)
 

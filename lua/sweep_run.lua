@@ -6,14 +6,16 @@
   (server time > due) MISSING (at most `limit` of them per call, earliest first),
   takes them out of the due set, re-scores the run in the shard's pending index
   (or removes it when nothing is PENDING any more) and appends one MISSING
-  event per mark to the shard's findings stream.
+  event per mark to the shard's findings stream. When the marks settle the run
+  (nothing PENDING) its verdict (INCOMPLETE or STALE) is appended too, once.
   A run that is in the index but whose keys are gone (expired) is removed from
   the index and reported by an EXPIRED event: that too is an audit finding.
   Running it twice marks nothing twice: a marked expectation is no longer due.
 
   KEYS[1]: P:{s}:pending     zset    run_id -> earliest PENDING due (ms)
   KEYS[2]: P:{s}:exp:<run>   hash    "domain|action" -> encoded expectation
-  KEYS[3]: P:{s}:st:<run>    hash    "domain|action" -> "STATUS|acked_at_ms|late"
+  KEYS[3]: P:{s}:st:<run>    hash    "domain|action" -> "STATUS|acked_at_ms|late|live",
+                                     and the run's counters and last verdict ("#..." fields)
   KEYS[4]: P:{s}:due:<run>   zset    PENDING "domain|action" -> due (ms)
   KEYS[5]: P:{s}:acks:<run>  list    (TTL refresh only)
   KEYS[6]: P:{s}:ackid:<run> hash    (TTL refresh only)
@@ -62,16 +64,19 @@ if #due > 0 then
   for i = 1, #due, 2 do keys[#keys + 1] = due[i] end
   redis.call('ZPOPMIN', KEYS[4], #keys)
   local records = redis.call('HMGET', KEYS[3], unpack_all(keys))
-  local marks = {}
+  local marks, stale = {}, 0
   for j, key in ipairs(keys) do
     -- Only PENDING keys are ever due; the check keeps a broken invariant from spreading.
-    if records[j] and parse_status(records[j]) == 'PENDING' then
+    local status, _, _, live = nil, nil, nil, '0'
+    if records[j] then status, _, _, live = parse_status(records[j]) end
+    if status == 'PENDING' then
       local due_ms = due[2 * j]
       local domain, action = string.match(key, '^([^|]*)|(.*)$')
       local id = emit(KEYS[7], maxlen, 'type', 'MISSING', 'run_id', run_id, 'at_ms', at,
         'source', 'sweep', 'domain', domain, 'action', action, 'due_ms', due_ms)
       marks[#marks + 1] = key
-      marks[#marks + 1] = status_record('MISSING', 0, 0)
+      marks[#marks + 1] = status_record('MISSING', 0, '0', live)
+      if live == '1' then stale = stale + 1 end
       reply[#reply + 1] = key
       reply[#reply + 1] = tonumber(due_ms)
       reply[#reply + 1] = id
@@ -79,10 +84,15 @@ if #due > 0 then
   end
   if #marks > 0 then
     redis.call('HSET', KEYS[3], unpack_all(marks))
-    add_issues(KEYS[3], #marks / 2)
+    redis.call('HINCRBY', KEYS[3], COUNTERS[1], #marks / 2)
+    if stale > 0 then redis.call('HINCRBY', KEYS[3], COUNTERS[4], stale) end
     refresh_ttl(2, 5, ttl_ms)
   end
 end
 local gone, score = reindex_run(KEYS[1], KEYS[4], run_id)
-if not gone then reply[3] = tonumber(score) end
+if not gone then
+  reply[3] = tonumber(score)
+elseif #due > 0 then
+  settle(KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[7], maxlen, run_id, 'sweep', now)
+end
 return reply

@@ -8,12 +8,13 @@
     MISSING -> ACKED | FAILED             (marked late)
     FAILED  -> ACKED                      (late mark kept)
   A move to MISSING appends a MISSING event to the shard's findings stream; a
-  move that leaves the run clean (nothing PENDING, FAILED or MISSING, no drift)
-  appends a COMPLETE event.
+  move that leaves the run settled (nothing PENDING) with another verdict than
+  the one last pushed appends that verdict (COMPLETE, INCOMPLETE or STALE).
 
   KEYS[1]: P:{s}:pending     zset  run_id -> earliest PENDING due (ms)
   KEYS[2]: P:{s}:exp:<run>   hash  "domain|action" -> encoded expectation
-  KEYS[3]: P:{s}:st:<run>    hash  "domain|action" -> "STATUS|acked_at_ms|late"
+  KEYS[3]: P:{s}:st:<run>    hash  "domain|action" -> "STATUS|acked_at_ms|late|live",
+                                   and the run's counters and last verdict ("#..." fields)
   KEYS[4]: P:{s}:due:<run>   zset  PENDING "domain|action" -> due (ms)
   KEYS[5]: P:{s}:acks:<run>  list  (TTL refresh only)
   KEYS[6]: P:{s}:ackid:<run> hash  (TTL refresh only)
@@ -52,36 +53,33 @@ if not STATUSES[target] then return redis.error_reply('RAC_BADARG status') end
 
 if redis.call('HEXISTS', KEYS[2], key) == 0 then return 0 end
 local record = redis.call('HGET', KEYS[3], key)
-local status, acked_at, late = parse_status(record or 'PENDING|0|0')
+local status, acked_at, late, live = 'PENDING', 0, '0', '0'
+if record then status, acked_at, late, live = parse_status(record) end
 if status == target then return 1 end
 if not ALLOWED[status][target] then
   return redis.error_reply('RAC_TRANSITION ' .. status .. ' -> ' .. target)
 end
 
 local now = now_ms()
-local settle, due = false, nil
+local settled, due = false, nil
 if status == 'PENDING' then
   due = tonumber(redis.call('ZSCORE', KEYS[4], key))
   redis.call('ZREM', KEYS[4], key)
-  settle = reindex_run(KEYS[1], KEYS[4], run_id)
-  if target ~= 'MISSING' and due ~= nil and now > due then late = 1 end
+  settled = reindex_run(KEYS[1], KEYS[4], run_id)
+  if target ~= 'MISSING' and due ~= nil and now > due then late = '1' end
 end
-if status == 'MISSING' then late = 1 end
+if status == 'MISSING' then late = '1' end
 acked_at = (target == 'MISSING') and 0 or now
-redis.call('HSET', KEYS[3], key, status_record(target, acked_at, late))
--- PENDING -> FAILED | MISSING opens an issue; MISSING | FAILED -> ACKED closes one.
-if target == 'ACKED' and status ~= 'PENDING' then
-  add_issues(KEYS[3], -1)
-  settle = true
-elseif status == 'PENDING' and target ~= 'ACKED' then
-  add_issues(KEYS[3], 1)
-end
+redis.call('HSET', KEYS[3], key, status_record(target, acked_at, late, live))
+local moved = recount(KEYS[3], status, true, target, true, live)
 if target == 'MISSING' then
   local domain, action = string.match(key, '^([^|]*)|(.*)$')
   emit(KEYS[7], maxlen, 'type', 'MISSING', 'run_id', run_id, 'at_ms', string.format('%d', now),
     'source', 'status', 'domain', domain, 'action', action,
     'due_ms', string.format('%d', due or 0))
 end
-if settle then complete_if_clean(KEYS[3], KEYS[4], KEYS[7], maxlen, run_id, 'status', now) end
+if settled or moved then
+  settle(KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[7], maxlen, run_id, 'status', now)
+end
 refresh_ttl(2, 5, ttl_ms)
 return 1

@@ -56,7 +56,13 @@ def call_token() -> bytes:
 
 
 def ok_flag(ack: DomainAck) -> str:
-    """The ``ok`` value of an ack: "1" when it reports success, else "0"."""
+    """The ``ok`` value of an ack: "1" success, "2" rolled back, "0" any other failure.
+
+    A rollback undoes a success (the expectation goes from ACKED to FAILED); a plain
+    failure after a success leaves the expectation ACKED (docs/state-machine.md).
+    """
+    if ack.is_rolled_back:
+        return "2"
     return "1" if ack.is_success else "0"
 
 

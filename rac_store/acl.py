@@ -23,7 +23,7 @@ SCRIPTING = ("evalsha", "eval", "script|load")
 """Run the store's scripts; reload them after the cache was emptied."""
 READS = (
     "lrange", "llen", "exists", "zrangebyscore", "zrange", "zscore", "zcard",
-    "hget", "hmget", "hgetall", "hexists", "pttl", "xrevrange", "xread",
+    "hget", "hmget", "hgetall", "hexists", "hkeys", "hlen", "pttl", "xrevrange", "xread",
 )  # fmt: skip
 """What the store and the reconciler read, directly or inside scripts (``xread`` for
 ``iter_findings`` / ``rac-store watch``; ``pttl``: add_acks refreshes TTLs when low)."""

@@ -36,6 +36,8 @@ DEFAULT_FINDINGS_MAXLEN = 10_000
 MAX_SWEEP_MARKS = 1000
 """Most expectations one ``sweep_run`` call marks MISSING (its work per call is bounded)."""
 DEFAULT_SWEEP_MARKS = MAX_SWEEP_MARKS
+LIVENESS_FLAG = "is_liveness_check"
+"""The metadata key that makes an expectation a liveness check (its MISSING makes a run STALE)."""
 _OUTCOMES = (AckOutcome.RECORDED, AckOutcome.DUPLICATE, AckOutcome.DRIFT, AckOutcome.LATE)
 
 
@@ -51,6 +53,11 @@ class CommandCall:
 
 Call = ScriptCall | CommandCall
 """Anything a store's ``execute`` sends."""
+
+
+def is_liveness(exp: AuditExpectation) -> bool:
+    """True for a liveness expectation (``metadata["is_liveness_check"] is True``)."""
+    return exp.metadata.get(LIVENESS_FLAG) is True
 
 
 def epoch_ms(value: datetime | int) -> int:
@@ -143,7 +150,8 @@ class StoreCore:
         args: list[Arg] = [self._ttl_ms, run, len(batch)]
         for exp in batch:
             key = check_expectation(run, exp)
-            args += (key, exp.deadline_ms, codec.encode(exp))
+            live = "1" if is_liveness(exp) else "0"
+            args += (key, exp.deadline_ms, live, codec.encode(exp))
         args.append(self.findings_maxlen)
         keys = self.keys.for_run(run)
         return ScriptCall(Script.ADD_EXPECTATIONS, keys, args, "add_expectations")
@@ -174,6 +182,12 @@ class StoreCore:
         keys = self.keys.for_run(run)
         return ScriptCall(Script.CLEAR_RUN, (keys.pending, *keys.run_keys), (run,), "clear_run")
 
+    def end_run(self, run_id: uuid.UUID | str, limit: int = DEFAULT_SWEEP_MARKS) -> ScriptCall:
+        """Mark the run's PENDING expectations MISSING now (at most ``limit``), then judge it."""
+        run = canonical_run_id(run_id)
+        args = (self._ttl_ms, run, sweep_marks(limit), self.findings_maxlen)
+        return ScriptCall(Script.END_RUN, self.keys.for_run(run), args, "end_run")
+
     def sweep_run(self, run_id: uuid.UUID | str, limit: int = DEFAULT_SWEEP_MARKS) -> ScriptCall:
         """Mark one run's overdue PENDING expectations MISSING (at most ``limit``)."""
         run = canonical_run_id(run_id)
@@ -183,14 +197,16 @@ class StoreCore:
     def record_finding(
         self, run_id: uuid.UUID | str, kind: str, fields: Sequence[tuple[str, str]]
     ) -> ScriptCall:
-        """Append a STALE or INCOMPLETE verdict to the run's shard stream."""
+        """Append a STALE or INCOMPLETE verdict to the run's shard stream (unless it is
+        the run's last pushed verdict already)."""
         run = canonical_run_id(run_id)
         if kind not in ("STALE", "INCOMPLETE"):
             raise InvalidInputError(f"a recorded finding is STALE or INCOMPLETE, not {kind!r}")
         args: list[Arg] = [self.findings_maxlen, kind, run]
         for name, value in fields:
             args += (name, value)
-        keys = (self.keys.for_run(run).findings,)
+        run_keys = self.keys.for_run(run)
+        keys = (run_keys.st, run_keys.findings)
         return ScriptCall(Script.RECORD_FINDING, keys, args, "record_finding")
 
     # -- reads ----------------------------------------------------------------------
@@ -292,7 +308,7 @@ def parse_expectations(reply: Sequence[Sequence[bytes]]) -> list[AuditExpectatio
         exp = codec.decode_expectation(payload)
         record = status_of.get(field)
         if record is not None:
-            status, acked_at, late = record.decode().split(KEY_SEPARATOR)
+            status, acked_at, late, _live = record.decode().split(KEY_SEPARATOR)
             exp.status = AuditStatus(status)
             exp.acked_at = ms_to_datetime(int(acked_at)) if acked_at != "0" else None
             exp.late = late == "1"

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from .errors import InvalidInputError
 
-LAYOUT_VERSION = "1"
+LAYOUT_VERSION = "2"
 """Bumped when the key layout changes; recorded in ``P:meta`` and checked at start-up."""
 
 MAX_SHARDS = 16384

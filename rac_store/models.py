@@ -8,11 +8,14 @@ a default. Names and defaults are those of the store this package replaces.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
+
+from .errors import InvalidInputError
 
 
 def utc_now() -> datetime:
@@ -147,6 +150,11 @@ class AuditExpectation(msgspec.Struct, array_like=True, omit_defaults=True):
         """Plain builtins (strings for UUIDs, ISO 8601 for times), for JSON output."""
         return _to_dict(self)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditExpectation:
+        """The expectation of a :meth:`to_dict` result (or any mapping of its fields)."""
+        return _from_dict(cls, data)
+
 
 class DomainAck(msgspec.Struct, array_like=True, omit_defaults=True):
     """A worker's report that ``action`` of ``domain`` finished for ``run_id``."""
@@ -165,8 +173,12 @@ class DomainAck(msgspec.Struct, array_like=True, omit_defaults=True):
 
     @property
     def is_success(self) -> bool:
-        """True when the action succeeded and was not rolled back."""
-        return self.status == AckStatus.SUCCESS and not self.rolled_back
+        """True when the status is SUCCESS, no ``error`` is given and nothing was rolled back.
+
+        An ack built with ``error="..."`` and the default status is a failure, as in the
+        store this package replaces.
+        """
+        return self.status == AckStatus.SUCCESS and self.error is None and not self.rolled_back
 
     @property
     def is_rolled_back(self) -> bool:
@@ -180,6 +192,11 @@ class DomainAck(msgspec.Struct, array_like=True, omit_defaults=True):
     def to_dict(self) -> dict[str, Any]:
         """Plain builtins (strings for UUIDs, ISO 8601 for times), for JSON output."""
         return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DomainAck:
+        """The ack of a :meth:`to_dict` result (or any mapping of its fields)."""
+        return _from_dict(cls, data)
 
 
 ActionKey = tuple[str, str]
@@ -204,10 +221,11 @@ class ReconciliationResult(msgspec.Struct, kw_only=True):
 
     @property
     def is_clean(self) -> bool:
-        """True when nothing is missing, drift, failed or stale."""
-        return not (
-            self.missing_actions or self.drift_actions or self.failed_actions or self.stale_run
-        )
+        """True only for a COMPLETE run: every expectation acked, no drift.
+
+        A run still IN_PROGRESS is not clean: what is pending may never come.
+        """
+        return self.status is ReconciliationStatus.COMPLETE
 
     @property
     def has_missing(self) -> bool:
@@ -220,8 +238,8 @@ class ReconciliationResult(msgspec.Struct, kw_only=True):
         return bool(self.drift_actions)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain builtins, for JSON output."""
-        return _to_dict(self)
+        """Plain builtins, for JSON output (with ``is_clean``)."""
+        return _to_dict(self) | {"is_clean": self.is_clean}
 
 
 class Finding(msgspec.Struct, kw_only=True, frozen=True):
@@ -301,14 +319,57 @@ def _to_dict(obj: msgspec.Struct) -> dict[str, Any]:
     return dict(values)
 
 
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def _from_dict(cls: type[S], data: Mapping[str, Any]) -> S:
+    """A Struct from a mapping of its fields (text UUIDs and ISO times accepted)."""
+    if not isinstance(data, Mapping):
+        raise InvalidInputError(
+            f"{cls.__name__}.from_dict needs a mapping, got {type(data).__name__}"
+        )
+    unknown = sorted(set(data) - set(cls.__struct_fields__))
+    if unknown:
+        raise InvalidInputError(f"{cls.__name__} has no field(s) {', '.join(map(repr, unknown))}")
+    values = []
+    for field in msgspec.structs.fields(cls):
+        if field.name in data:
+            values.append(data[field.name])
+        elif field.required:
+            raise InvalidInputError(f"{cls.__name__}.from_dict: {field.name!r} is required")
+        elif field.default is not msgspec.NODEFAULT:
+            values.append(field.default)
+        else:
+            values.append(field.default_factory())
+    try:
+        return msgspec.convert(values, cls, strict=False)
+    except msgspec.ValidationError as exc:
+        raise InvalidInputError(f"{cls.__name__}.from_dict: {exc}") from exc
+
+
+def as_run_uuid(run_id: uuid.UUID | str) -> uuid.UUID:
+    """A run id given as UUID or as its text, as a UUID (InvalidInputError otherwise)."""
+    if isinstance(run_id, uuid.UUID):
+        return run_id
+    try:
+        return uuid.UUID(run_id) if isinstance(run_id, str) else _not_a_uuid(run_id)
+    except ValueError:
+        return _not_a_uuid(run_id)
+
+
+def _not_a_uuid(run_id: object) -> uuid.UUID:
+    raise InvalidInputError(f"run_id must be a UUID or its text, got {run_id!r:.80}")
+
+
 def create_run_expectations(
-    run_id: uuid.UUID, run_timeout_ms: int = 30000, grace_period_ms: int = 5000
+    run_id: uuid.UUID | str, run_timeout_ms: int = 30000, grace_period_ms: int = 5000
 ) -> list[AuditExpectation]:
     """The four standard expectations of a run, the last a liveness check.
 
     ``finalize_run`` is due after ``run_timeout_ms + grace_period_ms`` and carries
     ``metadata["is_liveness_check"] = True``: when it is never acked the run is stale.
     """
+    run_id = as_run_uuid(run_id)
     return [
         AuditExpectation(
             run_id, AuditDomain.INCIDENTS, AuditAction.CREATE_INCIDENT, run_timeout_ms
@@ -326,7 +387,7 @@ def create_run_expectations(
 
 
 def create_domain_ack(
-    run_id: uuid.UUID,
+    run_id: uuid.UUID | str,
     domain: str,
     action: str,
     result_id: str | None = None,
@@ -343,7 +404,7 @@ def create_domain_ack(
     else:
         status = AckStatus.SUCCESS
     return DomainAck(
-        run_id,
+        as_run_uuid(run_id),
         domain,
         action,
         status=status,

@@ -82,11 +82,17 @@ class ReconcilerBase:
             raise ReadOnlyStoreError(f"{operation}: the store was opened read-only")
 
     def _reconcile_steps(
-        self, run_id: uuid.UUID | str, record: bool
+        self, run_id: uuid.UUID | str, record: bool | None, final: bool
     ) -> rc.Steps[ReconciliationResult]:
+        if record is None:
+            record = not final
         if record:
             self._check_writable("reconcile (record=True)")
-        return rc.reconcile_steps(self._core, run_id, record)
+        return rc.reconcile_steps(self._core, run_id, record, final)
+
+    def _end_run_steps(self, run_id: uuid.UUID | str) -> rc.Steps[ReconciliationResult]:
+        self._check_writable("end_run")
+        return rc.end_run_steps(self._core, run_id)
 
     def _sweep_steps(self, limit: int, marks_per_run: int) -> rc.Steps[SweepReport]:
         self._check_writable("sweep")
@@ -109,15 +115,35 @@ class AuditReconciler(ReconcilerBase):
     def _run(self, steps: rc.Steps[rc.T]) -> rc.T:
         return rc.run_steps(steps, self._store.execute)
 
-    def reconcile(self, run_id: uuid.UUID | str, *, record: bool = True) -> ReconciliationResult:
+    def reconcile(
+        self, run_id: uuid.UUID | str, *, final: bool = False, record: bool | None = None
+    ) -> ReconciliationResult:
         """The run's verdict and findings (RunNotFoundError for an unknown run).
 
-        A STALE or INCOMPLETE verdict is appended to the findings stream unless
-        ``record`` is False. Nothing else is written: an overdue PENDING
-        expectation counts as missing here, and only the sweep marks it MISSING.
+        ``final=False``: the run may still be going; an overdue PENDING expectation
+        counts as missing, one not yet due as pending (IN_PROGRESS). ``final=True``:
+        the run is over, every PENDING expectation counts as missing now (a PENDING
+        liveness check makes the run STALE); nothing is written.
+        ``record`` (default: ``not final``) appends a STALE or INCOMPLETE verdict to the
+        findings stream unless it is the run's last pushed verdict already; a final
+        verdict is never recorded (InvalidInputError): :meth:`end_run` ends a run and
+        pushes its verdict. Nothing else is written: only the sweep and end_run mark
+        expectations MISSING.
         """
         started = time.perf_counter()
-        return self._observed(self._run(self._reconcile_steps(run_id, record)), started)
+        steps = self._reconcile_steps(run_id, record, final)
+        return self._observed(self._run(steps), started)
+
+    def end_run(self, run_id: uuid.UUID | str) -> ReconciliationResult:
+        """The run is over: mark what is still PENDING MISSING, push its verdict, return it.
+
+        One script call (per 1,000 PENDING expectations) marks them, takes the run
+        out of the pending index and appends the run's verdict event (COMPLETE,
+        INCOMPLETE or STALE) when it changed. A second call changes nothing and
+        appends nothing. Acks that arrive later are LATE, as after a sweep.
+        """
+        started = time.perf_counter()
+        return self._observed(self._run(self._end_run_steps(run_id)), started)
 
     def snapshot(self, run_id: uuid.UUID | str) -> rc.RunSnapshot:
         """One consistent read of the run (expectations, due times, drift, server time)."""

@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .core import (
+    DEFAULT_SWEEP_MARKS,
     Call,
     StoreCore,
+    is_liveness,
     ms_to_datetime,
     parse_expectations,
     parse_pending,
@@ -39,7 +41,7 @@ from .core import (
     sweep_marks,
     text,
 )
-from .errors import RunNotFoundError
+from .errors import InvalidInputError, RunNotFoundError
 from .findings import parse_sweep_reply, parse_tail, verdict_fields
 from .models import (
     ActionKey,
@@ -56,8 +58,6 @@ from .validation import KEY_SEPARATOR, canonical_run_id
 T = TypeVar("T")
 Steps = Generator[Call, Any, T]
 """An operation: yields calls, receives their replies, returns its result."""
-
-LIVENESS_FLAG = "is_liveness_check"
 
 
 @dataclass(frozen=True)
@@ -105,13 +105,12 @@ def parse_snapshot(run_id: str, reply: Sequence[Any]) -> RunSnapshot:
     return RunSnapshot(run_id, expectations, due_ms, drift, int(acks_count), int(now))
 
 
-def is_liveness(exp: AuditExpectation) -> bool:
-    """True for a liveness expectation (its absence makes the run stale)."""
-    return exp.metadata.get(LIVENESS_FLAG) is True
+def verdict(snapshot: RunSnapshot, final: bool = False) -> ReconciliationResult:
+    """The findings of one run (pure: the same snapshot always gives the same result).
 
-
-def verdict(snapshot: RunSnapshot) -> ReconciliationResult:
-    """The findings of one run (pure: the same snapshot always gives the same result)."""
+    ``final``: the run is over, so every PENDING expectation counts as missing now,
+    whatever its due time (a PENDING liveness check makes the run STALE).
+    """
     missing: list[ActionKey] = []
     failed: list[ActionKey] = []
     pending: list[ActionKey] = []
@@ -121,7 +120,11 @@ def verdict(snapshot: RunSnapshot) -> ReconciliationResult:
         key = exp.key()
         if exp.status is AuditStatus.FAILED:
             failed.append(key)
-        elif exp.status is AuditStatus.MISSING or snapshot.is_overdue(exp):
+        elif (
+            exp.status is AuditStatus.MISSING
+            or snapshot.is_overdue(exp)
+            or (final and exp.status is AuditStatus.PENDING)
+        ):
             missing.append(key)
             stale = stale or is_liveness(exp)
         elif exp.status is AuditStatus.PENDING:
@@ -190,14 +193,40 @@ def snapshot_steps(core: StoreCore, run_id: uuid.UUID | str) -> Steps[RunSnapsho
 
 
 def reconcile_steps(
-    core: StoreCore, run_id: uuid.UUID | str, record: bool
+    core: StoreCore, run_id: uuid.UUID | str, record: bool, final: bool = False
 ) -> Steps[ReconciliationResult]:
-    """Reconcile one run; a STALE or INCOMPLETE verdict is recorded in the stream if ``record``."""
+    """Reconcile one run; a STALE or INCOMPLETE verdict is recorded in the stream if ``record``
+    (``record_finding`` appends it only when it is not the run's last verdict already)."""
+    if record and final:
+        raise InvalidInputError(
+            "a final=True verdict is not recorded: end_run(run_id) ends the run and pushes it"
+        )
     snapshot = yield from snapshot_steps(core, run_id)
-    result = verdict(snapshot)
+    result = verdict(snapshot, final)
     if record and result.status in (ReconciliationStatus.STALE, ReconciliationStatus.INCOMPLETE):
         yield core.record_finding(snapshot.run_id, result.status.value, verdict_fields(result))
     return result
+
+
+END_EXPIRED, END_UNKNOWN = 1, 2
+"""States of an ``end_run`` reply besides 0 (ended)."""
+
+
+def end_run_steps(
+    core: StoreCore, run_id: uuid.UUID | str, marks_per_call: int = DEFAULT_SWEEP_MARKS
+) -> Steps[ReconciliationResult]:
+    """End one run: mark what is PENDING MISSING (a bounded batch per call, until none is
+    left; the last call pushes the verdict), then return its verdict."""
+    run = canonical_run_id(run_id)
+    while True:
+        state, _now, left = (int(v) for v in (yield core.end_run(run, marks_per_call)))
+        if state == END_UNKNOWN:
+            raise RunNotFoundError(f"run {run} is not in the store (never written or cleared)")
+        if state == END_EXPIRED:
+            raise RunNotFoundError(f"run {run} had expired; it is reported as EXPIRED")
+        if left == 0:
+            break
+    return verdict((yield from snapshot_steps(core, run)))
 
 
 def violations_steps(core: StoreCore, run_id: uuid.UUID | str) -> Steps[list[AuditExpectation]]:

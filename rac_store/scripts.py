@@ -37,6 +37,7 @@ class Script(str, Enum):
     READ_RUN = "read_run"
     SWEEP_RUN = "sweep_run"
     RECORD_FINDING = "record_finding"
+    END_RUN = "end_run"
 
     def __str__(self) -> str:
         return self.value

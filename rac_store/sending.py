@@ -49,7 +49,23 @@ class WriteGuard:
             raise ReadOnlyStoreError(f"{call.operation}: this store was opened read-only")
 
 
-class Sender:
+class SenderBase:
+    """What both senders hold: the client, the scripts, the retry policy, the write guard."""
+
+    def __init__(
+        self,
+        client: Any,
+        scripts: Mapping[Script, LoadedScript],
+        retry: RetryPolicy,
+        read_only: bool,
+    ) -> None:
+        self._client = client
+        self._scripts = scripts
+        self.retry = retry
+        self._guard = WriteGuard(scripts, read_only)
+
+
+class Sender(SenderBase):
     """Sends the calls of one sync store on its client."""
 
     def __init__(
@@ -61,10 +77,7 @@ class Sender:
         *,
         read_only: bool = False,
     ) -> None:
-        self._client = client
-        self._guard = WriteGuard(scripts, read_only)
-        self._scripts = scripts
-        self._retry = retry
+        super().__init__(client, scripts, retry, read_only)
         self._wait_aof = wait_aof
         self.router = ClusterRouter(client) if is_cluster(client) else None
         """The cluster short path (None on a single node)."""
@@ -92,7 +105,7 @@ class Sender:
         if isinstance(exc, NoScriptError):
             by_body = loaded.command(call, by_body=True)
             return self.retrying(call.operation, lambda: self._client.execute_command(*by_body))
-        retrier = self._retry.retrier()
+        retrier = self.retry.retrier()
         delay = retrier.delay_after(exc)
         if delay is None:
             raise map_redis_error(exc, call.operation) from exc
@@ -145,7 +158,7 @@ class Sender:
 
         ``retrier`` carries on the decisions of a call already tried once (the hot path).
         """
-        retrier = retrier or self._retry.retrier()
+        retrier = retrier or self.retry.retrier()
         while True:
             try:
                 return send()

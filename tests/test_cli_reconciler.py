@@ -80,7 +80,8 @@ def test_reconcile_exit_codes(runs: Runs) -> None:
     as_json = json.loads(runs.run("reconcile", str(runs.broken), "--json").stdout)
     assert as_json["status"] == "INCOMPLETE" and as_json["drift_actions"] == [["x", "undeclared"]]
     recorded = [e for e in _events(runs) if e["source"] == "reconcile"]
-    assert sorted(e["type"] for e in recorded) == ["INCOMPLETE", "INCOMPLETE", "STALE"]
+    # broken was reconciled twice (and stale twice, once --no-record): recorded once each
+    assert sorted(e["type"] for e in recorded) == ["INCOMPLETE", "STALE"]
 
 
 def _events(runs: Runs) -> list[dict[str, Any]]:
@@ -200,6 +201,7 @@ def test_watch_follows_and_stops_on_sigterm(runs: Runs) -> None:
         runs.store.update_expectation_status(runs.running, "d", "a", "MISSING")
         line = _wait_for(lines, "MISSING", seen)
         assert str(runs.running) in line and "d/a" in line and "(status)" in line
+        assert "missing=1" in _wait_for(lines, "INCOMPLETE", seen)  # the run settled
         runs.store.update_expectation_status(runs.running, "d", "a", "ACKED")
         assert str(runs.running) in _wait_for(lines, "COMPLETE", seen)
         process.send_signal(signal.SIGINT)
@@ -208,7 +210,7 @@ def test_watch_follows_and_stops_on_sigterm(runs: Runs) -> None:
     finally:
         process.kill()
         process.wait()
-    assert len(seen) == 2  # only what happened after it started: not the earlier COMPLETE
+    assert len(seen) == 3  # only what happened after it started: not the earlier COMPLETE
     assert process.stderr is not None and process.stderr.read() == ""
 
 
@@ -249,3 +251,22 @@ def test_sweeper_outlives_an_outage(tmp_path: Path) -> None:
         process.wait()
         first.cleanup()
         server.cleanup()
+
+
+def test_end_judges_a_run_now_and_only_once(runs: Runs) -> None:
+    final = runs.run("reconcile", str(runs.running), "--final", "--json")
+    assert final.returncode == 1, final.stderr
+    assert json.loads(final.stdout)["missing_actions"] == [["d", "a"]]  # nothing written
+    assert runs.run("reconcile", str(runs.running)).returncode == 4  # still in progress
+    ended = runs.run("end", str(runs.running), "--json")
+    assert ended.returncode == 1, ended.stderr
+    verdict = json.loads(ended.stdout)
+    assert (verdict["status"], verdict["is_clean"]) == ("INCOMPLETE", False)
+    assert runs.run("end", str(runs.running)).returncode == 1  # again: nothing more happens
+    pushed = [e for e in _events(runs) if e["run_id"] == str(runs.running)]
+    assert [(e["type"], e["source"]) for e in pushed] == [
+        ("MISSING", "end"),
+        ("INCOMPLETE", "end"),
+    ]
+    assert runs.run("end", str(runs.complete)).returncode == 0
+    assert runs.run("end", str(uuid.uuid4())).returncode == 3

@@ -41,6 +41,14 @@ def declare(store: AuditStore, run: uuid.UUID, *pairs: tuple[str, int]) -> None:
     store.add_expectations(run, [AuditExpectation(run, "d", a, ms) for a, ms in pairs])
 
 
+VERDICT_COUNTS = ("missing", "failed", "drift", "stale", "expectations", "acks")
+
+
+def counts(event: Finding) -> dict[str, int]:
+    """The counts of a verdict event."""
+    return {name: int(event.details[name]) for name in VERDICT_COUNTS}
+
+
 def test_complete_event_when_the_last_pending_is_acked(
     store: AuditStore, rec: AuditReconciler
 ) -> None:
@@ -57,18 +65,40 @@ def test_complete_event_when_the_last_pending_is_acked(
     assert (event.type, event.run_id, event.source) == (FindingType.COMPLETE, str(run), "ack")
     assert before <= event.at_ms <= store.server_time_ms()
     assert event.shard == store.core.keys.shard_of(str(run))
-    assert event.stream_id is not None and event.details == {}
+    assert event.stream_id is not None
+    assert counts(event) == {
+        "missing": 0, "failed": 0, "drift": 0, "stale": 0, "expectations": 2, "acks": 2,
+    }  # fmt: skip
+    lists = ("missing_actions", "failed_actions", "drift_actions")
+    assert [event.details[name] for name in lists] == ["[]", "[]", "[]"]
 
 
-def test_no_complete_event_while_anything_is_wrong(store: AuditStore, rec: AuditReconciler) -> None:
+def test_a_run_that_settles_with_findings_gets_one_event_per_verdict_change(
+    store: AuditStore, rec: AuditReconciler
+) -> None:
     failed, drift = uuid.uuid4(), uuid.uuid4()
     declare(store, failed, ("a", LONG))
     store.add_ack(failed, create_domain_ack(failed, "d", "a", error="boom"))
+    store.add_ack(failed, create_domain_ack(failed, "d", "a", error="boom again"))  # same verdict
     declare(store, drift, ("a", LONG))
     store.add_acks(drift, [create_domain_ack(drift, "x", "y"), create_domain_ack(drift, "d", "a")])
-    assert events(rec) == []
+    pushed = {e.run_id: e for e in events(rec)}
+    assert {run: e.type for run, e in pushed.items()} == {
+        str(failed): FindingType.INCOMPLETE,
+        str(drift): FindingType.INCOMPLETE,
+    }
+    assert pushed[str(failed)].details["failed_actions"] == '[["d","a"]]'
+    assert pushed[str(drift)].details["drift_actions"] == '[["x","y"]]'
+    assert counts(pushed[str(failed)])["failed"] == 1 and counts(pushed[str(drift)])["drift"] == 1
     store.add_ack(failed, create_domain_ack(failed, "d", "a"))  # the retry clears the failure
-    assert [e.run_id for e in events(rec, FindingType.COMPLETE)] == [str(failed)]
+    assert [(e.run_id, e.type) for e in events(rec)][2:] == [(str(failed), FindingType.COMPLETE)]
+
+
+def test_acks_before_any_declaration_push_nothing(store: AuditStore, rec: AuditReconciler) -> None:
+    """Out of order: a run with no expectation yet is not settled, its drift no alarm."""
+    run = uuid.uuid4()
+    store.add_acks(run, [create_domain_ack(run, "d", "a"), create_domain_ack(run, "d", "b")])
+    assert events(rec) == []
 
 
 def test_complete_after_a_late_ack_of_a_missing_action(
@@ -81,6 +111,7 @@ def test_complete_after_a_late_ack_of_a_missing_action(
     store.add_ack(run, create_domain_ack(run, "d", "a"))
     assert [(e.type, e.source) for e in events(rec)] == [
         (FindingType.MISSING, "sweep"),
+        (FindingType.INCOMPLETE, "sweep"),
         (FindingType.COMPLETE, "ack"),
     ]
 
@@ -101,8 +132,8 @@ def test_update_status_appends_missing_and_complete(
     )
     assert missing.due_ms is not None and missing.due_ms > missing.at_ms
     store.update_expectation_status(run, "d", "b", "ACKED")
-    assert events(rec, FindingType.COMPLETE) == []  # a is still MISSING
-    store.update_expectation_status(run, "d", "a", "ACKED")
+    assert [(e.type, e.source) for e in events(rec)][1:] == [(FindingType.INCOMPLETE, "status")]
+    store.update_expectation_status(run, "d", "a", "ACKED")  # late, but it did arrive
     assert [e.source for e in events(rec, FindingType.COMPLETE)] == ["status"]
 
 
@@ -111,11 +142,13 @@ def test_declaring_expectations_already_acked_completes_the_run(
 ) -> None:
     run = uuid.uuid4()
     store.add_acks(run, [create_domain_ack(run, "d", "a"), create_domain_ack(run, "d", "b")])
-    declare(store, run, ("a", LONG))
-    assert events(rec) == []  # d|b is still drift
+    declare(store, run, ("a", LONG))  # settled: a adopted its ack, d|b is still drift
     declare(store, run, ("b", LONG))
     declare(store, run, ("b", LONG))  # re-declaring changes nothing
-    assert [(e.type, e.source) for e in events(rec)] == [(FindingType.COMPLETE, "declare")]
+    assert [(e.type, e.source) for e in events(rec)] == [
+        (FindingType.INCOMPLETE, "declare"),
+        (FindingType.COMPLETE, "declare"),
+    ]
 
 
 def test_iter_findings_positions(store: AuditStore, rec: AuditReconciler) -> None:
@@ -149,14 +182,19 @@ def test_dollar_means_only_later_events(store: AuditStore, rec: AuditReconciler)
     positions = {e.shard: e.stream_id for e in events(rec)}
     store.update_expectation_status(run, "d", "b", "MISSING")
     later = list(rec.iter_findings(since=positions))
-    assert [e.action for e in later] == ["b"]
+    assert [(e.type, e.action) for e in later] == [
+        (FindingType.MISSING, "b"),
+        (FindingType.INCOMPLETE, None),  # b was the last PENDING: the run settled
+    ]
 
 
 def test_the_stream_is_bounded(store_factory: Any, raw_client: Any) -> None:
     store = store_factory(findings_maxlen=50, shards=1)
     rec = AuditReconciler(store, metrics=False)
-    for _ in range(300):
-        store.execute(store.core.record_finding(uuid.uuid4(), "INCOMPLETE", [("drift", "1")]))
+    for _ in range(150):  # two events each: MISSING, then the run's INCOMPLETE verdict
+        run = uuid.uuid4()
+        declare(store, run, ("a", LONG))
+        store.update_expectation_status(run, "d", "a", "MISSING")
     length = raw_client.xlen(store.core.keys.findings(0))
     assert 50 <= length <= 50 + 100  # approximate trimming: whole nodes of 100 entries
     assert len(events(rec)) == length
@@ -164,6 +202,7 @@ def test_the_stream_is_bounded(store_factory: Any, raw_client: Any) -> None:
 
 def test_record_finding_validation(store: AuditStore, raw_client: Any) -> None:
     run = uuid.uuid4()
+    declare(store, run, ("a", LONG))  # a verdict is recorded only for a run in the store
     good = store.core.record_finding(run, "STALE", [("missing", "1")])
     cases = [
         [good.args[0], "COMPLETE", *good.args[2:]],  # only STALE and INCOMPLETE are recorded
@@ -179,8 +218,11 @@ def test_record_finding_validation(store: AuditStore, raw_client: Any) -> None:
     with pytest.raises(InvalidInputError):
         store.core.record_finding(run, "COMPLETE", [])
     assert snapshot(raw_client) == before
-    store.execute(good)
-    assert snapshot(raw_client) != before
+    assert store.execute(good) != 0
+    after = snapshot(raw_client)
+    assert after != before
+    assert store.execute(good) == 0  # the run's verdict already: nothing appended
+    assert snapshot(raw_client) == after
 
 
 def test_stream_keys_share_the_run_hash_tag(store: AuditStore) -> None:
@@ -192,43 +234,63 @@ def test_stream_keys_share_the_run_hash_tag(store: AuditStore) -> None:
     assert store.core.keys.all_findings()[int(tag)] == keys.findings
 
 
-# -- the open-issue counter and COMPLETE events, under random operations -------------
-ACTIONS = ("a", "b", "c", "z")  # z is never declared by the first step
+# -- the finding counters and verdict events, under random operations -----------------
+ACTIONS = ("a", "b", "c", "z")  # z is never declared by the first step; c is a liveness check
 operation = st.one_of(
     st.tuples(st.just("declare"), st.sampled_from(ACTIONS), st.sampled_from((0, LONG))),
-    st.tuples(st.just("ack"), st.sampled_from(ACTIONS), st.booleans()),
+    st.tuples(st.just("ack"), st.sampled_from(ACTIONS), st.sampled_from(("ok", "error", "undo"))),
     st.tuples(st.just("resend"), st.integers(0, 20), st.just(None)),
     st.tuples(
         st.just("status"), st.sampled_from(ACTIONS), st.sampled_from(("ACKED", "FAILED", "MISSING"))
     ),
     st.tuples(st.just("sweep"), st.just(None), st.just(None)),
 )
+COUNTER_FIELDS = ("#missing", "#failed", "#drift", "#stale")
 
 
-def _is_clean(store: AuditStore, run: str) -> tuple[bool, int]:
-    """Recomputed from the data: (clean, open issues) as the Lua counter should say."""
+def _state(store: AuditStore, run: str) -> tuple[tuple[int, ...], str | None]:
+    """Recomputed from the data: the counters as the scripts should keep them, and the
+    verdict of the run when it is settled (None while not)."""
     snap = parse_snapshot(run, store.execute(store.core.read_run(run)))
-    statuses = [e.status.value for e in snap.expectations]
-    issues = sum(s in ("FAILED", "MISSING") for s in statuses) + len(snap.drift)
-    clean = bool(statuses) and issues == 0 and "PENDING" not in statuses
-    return clean, issues
+    statuses = {e.key(): e.status.value for e in snap.expectations}
+    missing = sum(s == "MISSING" for s in statuses.values())
+    stale = statuses.get(("d", "c")) == "MISSING"
+    failed = sum(s == "FAILED" for s in statuses.values())
+    counters = (missing, failed, len(snap.drift), int(stale))
+    if not statuses or "PENDING" in statuses.values():
+        return counters, None
+    if stale:
+        return counters, "STALE"
+    return counters, "INCOMPLETE" if missing or failed or snap.drift else "COMPLETE"
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def _expectation(run: uuid.UUID, action: str, deadline_ms: int) -> AuditExpectation:
+    live = {"is_liveness_check": True} if action == "c" else {}
+    return AuditExpectation(run, "d", action, deadline_ms, metadata=live)
+
+
+def _ack(run: uuid.UUID, action: str, how: str) -> Any:
+    if how == "undo":
+        return create_domain_ack(run, "d", action, rolled_back=True, rollback_reason="undone")
+    return create_domain_ack(run, "d", action, error="boom" if how == "error" else None)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=st.lists(operation, min_size=1, max_size=25))
-def test_counter_and_complete_events_follow_the_data(ops: list[Any]) -> None:
+def test_counters_and_verdict_events_follow_the_data(ops: list[Any]) -> None:
+    """Every settled state with a new verdict pushes that verdict once; nothing else does."""
     store = AuditStore(create_embedded_client(), metrics=False)
     rec = AuditReconciler(store, metrics=False)
     run_id = uuid.uuid4()
     run = str(run_id)
-    st_key = store.core.keys.for_run(run)[2]
+    st_key = store.core.keys.for_run(run).st
     sent: list[Any] = []
-    transitions, was_clean = 0, False
+    pushed: list[str] = []
     for kind, what, arg in ops:
         if kind == "declare":
-            store.add_expectations(run, [AuditExpectation(run_id, "d", what, arg)])
+            store.add_expectations(run, [_expectation(run_id, what, arg)])
         elif kind == "ack":
-            sent.append(create_domain_ack(run_id, "d", what, error=None if arg else "boom"))
+            sent.append(_ack(run_id, what, arg))
             store.add_ack(run, sent[-1])
         elif kind == "resend" and sent:
             store.add_ack(run, sent[what % len(sent)])
@@ -240,8 +302,10 @@ def test_counter_and_complete_events_follow_the_data(ops: list[Any]) -> None:
         elif kind == "sweep":
             time.sleep(0.002)
             rec.sweep()
-        clean, issues = _is_clean(store, run)
-        assert int(store.client.hget(st_key, "#issues") or 0) == issues
-        transitions += clean and not was_clean
-        was_clean = clean
-    assert len(events(rec, FindingType.COMPLETE)) == transitions
+        counters, verdict = _state(store, run)
+        stored = store.client.hmget(st_key, *COUNTER_FIELDS)
+        assert tuple(int(v or 0) for v in stored) == counters
+        if verdict is not None and verdict != (pushed[-1] if pushed else None):
+            pushed.append(verdict)
+    verdicts = [e.type.value for e in events(rec) if e.type is not FindingType.MISSING]
+    assert verdicts == pushed

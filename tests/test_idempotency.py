@@ -33,13 +33,24 @@ def _calls(store: AuditStore) -> dict[str, ScriptCall]:
         "update_status": core.update_status(
             RUN, "orchestrator", "finalize_run", AuditStatus.MISSING
         ),
+        "record_finding": core.record_finding(RUN, "STALE", [("missing", "1")]),
+        "end_run": core.end_run(RUN),
         "clear_run": core.clear_run(RUN),
     }
 
 
 @pytest.mark.parametrize(
     "name",
-    ["add_expectations", "add_ack", "add_ack drift", "add_acks", "update_status", "clear_run"],
+    [
+        "add_expectations",
+        "add_ack",
+        "add_ack drift",
+        "add_acks",
+        "update_status",
+        "record_finding",
+        "end_run",
+        "clear_run",
+    ],
 )
 def test_resent_script_changes_nothing(store: AuditStore, raw_client: Any, name: str) -> None:
     calls = _calls(store)

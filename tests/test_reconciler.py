@@ -93,7 +93,8 @@ def test_pending_not_yet_due_is_not_missing(
     ack(store, run, "incidents", "create_incident")
     result = rec.reconcile(run)
     assert result.status is ReconciliationStatus.IN_PROGRESS
-    assert result.is_clean and result.missing_actions == [] and not result.stale_run
+    assert result.missing_actions == [] and not result.stale_run
+    assert not result.is_clean  # what is pending may never come: only COMPLETE is clean
     assert len(result.pending_actions) == 3
     assert rec.sweep().findings == []
 
@@ -218,9 +219,11 @@ def test_failed_then_successful_retry(
     assert rec.reconcile(run).status is ReconciliationStatus.COMPLETE
 
 
-def test_reconcile_records_stale_and_incomplete_only(
+def test_reconcile_records_a_verdict_only_when_it_is_new(
     store: AuditStore, rec: AuditReconciler, run: uuid.UUID
 ) -> None:
+    """The settling ack pushed COMPLETE / INCOMPLETE already; reconcile adds only STALE,
+    once, for the run nothing settled (its liveness check is overdue, not yet swept)."""
     clean, stale = uuid.uuid4(), uuid.uuid4()
     store.add_expectations(clean, expect(clean, ("a", "x", LONG)))
     ack(store, clean, "a", "x")
@@ -228,17 +231,26 @@ def test_reconcile_records_stale_and_incomplete_only(
     store.add_expectations(run, expect(run, ("a", "x", LONG)))
     ack(store, run, "a", "x", error="boom")
     overdue()
-    rec.reconcile(clean)
-    rec.reconcile(stale)
-    rec.reconcile(run)
+    for _ in range(3):  # repeated reconciles record nothing more
+        for each in (clean, stale, run):
+            rec.reconcile(each)
     rec.reconcile(run, record=False)
-    events = [(e.type, e.run_id) for e in rec.iter_findings() if e.source == "reconcile"]
-    assert sorted(events) == sorted(
-        [(FindingType.STALE, str(stale)), (FindingType.INCOMPLETE, str(run))]
+    events = sorted((e.type, e.run_id, e.source) for e in rec.iter_findings())
+    assert events == sorted(
+        [
+            (FindingType.COMPLETE, str(clean), "ack"),
+            (FindingType.STALE, str(stale), "reconcile"),
+            (FindingType.INCOMPLETE, str(run), "ack"),
+        ]
     )
     incomplete = next(e for e in rec.iter_findings() if e.type is FindingType.INCOMPLETE)
     assert incomplete.details["failed"] == "1"
     assert json.loads(incomplete.details["failed_actions"]) == [["a", "x"]]
+    rec.sweep()  # marks the liveness check MISSING: the run settles STALE, already pushed
+    assert [e.type for e in rec.iter_findings() if e.run_id == str(stale)] == [
+        FindingType.STALE,
+        FindingType.MISSING,
+    ]
 
 
 def test_summary(store: AuditStore, rec: AuditReconciler, run: uuid.UUID) -> None:

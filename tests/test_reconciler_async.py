@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any
 
 import fakeredis
@@ -17,6 +18,8 @@ from rac_store import (
     FindingType,
     InvalidInputError,
     RunNotFoundError,
+    create_domain_ack,
+    create_run_expectations,
 )
 from rac_store.reconciler import AuditReconciler
 from rac_store.scripts import ScriptCall
@@ -109,3 +112,29 @@ def test_async_store_execute_maps_errors(raw_client: Any, backend: str) -> None:
             assert int(reply[0]) > 0
 
     asyncio.run(scenario())
+
+
+def test_async_final_verdict_and_end_run_match_sync(
+    store: AuditStore, raw_client: Any, backend: str
+) -> None:
+    runs = [uuid.uuid4() for _ in range(3)]
+    for run in runs:
+        store.add_expectations(run, create_run_expectations(run))
+        store.add_ack(run, create_domain_ack(run, "incidents", "create_incident"))
+    sync = AuditReconciler(store, metrics=False)
+    expected = [sync.reconcile(run, final=True).to_dict() for run in runs]
+
+    async def scenario() -> tuple[list[Any], list[Any], list[Any]]:
+        async with AsyncAuditStore(_async_client(backend, raw_client), metrics=False) as aio:
+            rec = AsyncAuditReconciler(aio, metrics=False)
+            final = [(await rec.reconcile(run, final=True)).to_dict() for run in runs]
+            ended = [(await rec.end_run(run)).to_dict() for run in runs]
+            again = [(await rec.end_run(run)).status for run in runs]
+            return final, ended, again
+
+    final, ended, again = asyncio.run(scenario())
+    without_time = [{k: v for k, v in d.items() if k != "reconciled_at"} for d in expected]
+    assert [{k: v for k, v in d.items() if k != "reconciled_at"} for d in final] == without_time
+    assert [d["status"] for d in ended] == ["STALE"] * 3 == [s.value for s in again]
+    stale = [e for e in sync.iter_findings() if e.type is FindingType.STALE]
+    assert sorted(e.run_id for e in stale) == sorted(map(str, runs))  # one each, not two

@@ -1,9 +1,11 @@
 """Randomized scenarios: the reconciler's findings equal the ground truth exactly.
 
-1,000 runs per backend with injected missing, failed, retried, drift,
-duplicate, late and out-of-order acks (tests/support/scenarios.py). On the
-redis and cluster backends the acks are written by several real processes. Zero false
-alarms and zero missed findings, for the verdicts, the sweep and the stream.
+1,000 runs per backend with injected missing, failed (with a FAILED status, or an
+error and the default status), retried, rolled back, drift, duplicate, late and
+out-of-order acks, and runs ended early by ``end_run`` (tests/support/scenarios.py).
+On the redis and cluster backends the acks are written by several real processes.
+Zero false alarms and zero missed findings, for the verdicts (live and
+``final=True``), the sweep, ``end_run`` and the stream's verdict events.
 """
 
 from __future__ import annotations
@@ -77,6 +79,9 @@ def play(store: AuditStore, plans: Sequence[RunPlan], send: Send) -> dict[str, A
     for plan in plans:
         store.add_expectations(plan.run_id, plan.expectations)
     send(_phase(plans, "main"))
+    for plan in plans:
+        if plan.ended:
+            reconciler.end_run(plan.run_id)
     time.sleep(0.005)  # every 0 ms deadline is now behind the server clock
     send(_phase(plans, "overdue"))
     swept = []
@@ -87,7 +92,9 @@ def play(store: AuditStore, plans: Sequence[RunPlan], send: Send) -> dict[str, A
             break
     send(_phase(plans, "late"))
     results = {str(p.run_id): reconciler.reconcile(p.run_id) for p in plans}
-    return {"swept": swept, "results": results, "events": list(reconciler.iter_findings())}
+    final = {str(p.run_id): reconciler.reconcile(p.run_id, final=True) for p in plans}
+    events = list(reconciler.iter_findings())
+    return {"swept": swept, "results": results, "final": final, "events": events}
 
 
 def _as_truth(result: ReconciliationResult) -> dict[str, Any]:
@@ -104,8 +111,11 @@ def _as_truth(result: ReconciliationResult) -> dict[str, Any]:
     }
 
 
+NOT_IN_A_RESULT = ("swept", "ended", "final_missing", "final_status", "verdicts")
+
+
 def _expected(truth: Truth) -> dict[str, Any]:
-    return {k: v for k, v in vars(truth).items() if k not in ("swept", "complete_events")}
+    return {k: v for k, v in vars(truth).items() if k not in NOT_IN_A_RESULT}
 
 
 def score(plans: Sequence[RunPlan], outcome: dict[str, Any]) -> Score:
@@ -114,43 +124,54 @@ def score(plans: Sequence[RunPlan], outcome: dict[str, Any]) -> Score:
     for finding in outcome["swept"]:
         assert finding.type is FindingType.MISSING, finding  # nothing expired here
         marks[finding.run_id].add((finding.domain, finding.action))
+    ended: dict[str, set[object]] = defaultdict(set)
+    for e in outcome["events"]:
+        if e.type is FindingType.MISSING and e.source == "end":
+            ended[e.run_id].add((e.domain, e.action))
     result = Score()
     for plan in plans:
         run, truth = str(plan.run_id), plan.truth()
-        found = outcome["results"][run]
+        found, final = outcome["results"][run], outcome["final"][run]
         result.add("missing", set(truth.missing), set(found.missing_actions))
         result.add("failed", set(truth.failed), set(found.failed_actions))
         result.add("drift", set(truth.drift), set(found.drift_actions))
         result.add("stale", {run} if truth.stale else set(), {run} if found.stale_run else set())
         result.add("swept", set(truth.swept), marks[run])
+        result.add("ended", set(truth.ended), ended[run])
+        result.add("final_missing", set(truth.final_missing), set(final.missing_actions))
     return result
 
 
-def check_stream(plans: Sequence[RunPlan], outcome: dict[str, Any]) -> None:
-    """The stream holds exactly the events the truth implies, once each."""
-    events: Counter[tuple[str, str, Any]] = Counter()
+def check_stream(plans: Sequence[RunPlan], outcome: dict[str, Any]) -> Counter[int]:
+    """The stream holds exactly the events the truth implies, in order, once each.
+
+    Returns how many runs got how many verdict events.
+    """
+    marks: Counter[tuple[str, Any, str]] = Counter()
+    pushed: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for e in outcome["events"]:
-        detail = (e.domain, e.action) if e.type is FindingType.MISSING else None
-        events[(e.run_id, e.type.value, detail)] += 1
-    expected: Counter[tuple[str, str, Any]] = Counter()
+        if e.type is FindingType.MISSING:
+            marks[(e.run_id, (e.domain, e.action), e.source)] += 1
+        else:
+            pushed[e.run_id].append((e.type.value, e.source))
+    expected: Counter[tuple[str, Any, str]] = Counter()
     for plan in plans:
         run, truth = str(plan.run_id), plan.truth()
-        for key in truth.swept:
-            expected[(run, "MISSING", key)] += 1
-        if truth.complete_events:
-            expected[(run, "COMPLETE", None)] += truth.complete_events
-        if truth.status.value in ("STALE", "INCOMPLETE"):
-            expected[(run, truth.status.value, None)] += 1
-    assert events == expected
+        expected.update((run, key, "sweep") for key in truth.swept)
+        expected.update((run, key, "end") for key in truth.ended)
+        assert pushed[run] == truth.verdicts, (run, plan.fates, plan.ended)
+    assert marks == expected
+    return Counter(len(pushed[str(p.run_id)]) for p in plans)
 
 
 @pytest.mark.slow
 def test_findings_equal_ground_truth(store: AuditStore, send: Send, backend: str) -> None:
-    plans = generate(RUNS, SEED)
+    plans = generate(RUNS, SEED, end_share=0.2)
     kinds = Counter(fate for p in plans for fate in p.fates.values())
     assert min(kinds.values()) > 100, kinds  # every fate is well represented
     assert sum(bool(p.drift) for p in plans) > 100
     assert sum(len(p.acks["late"]) for p in plans) > 100
+    assert sum(p.ended for p in plans) > 100
     outcome = play(store, plans, send)
     mismatches = [
         (str(p.run_id), _expected(p.truth()), _as_truth(outcome["results"][str(p.run_id)]))
@@ -158,16 +179,23 @@ def test_findings_equal_ground_truth(store: AuditStore, send: Send, backend: str
         if _expected(p.truth()) != _as_truth(outcome["results"][str(p.run_id)])
     ]
     assert mismatches == []
+    finals = [(str(p.run_id), p.truth().final_status) for p in plans]
+    assert [(run, outcome["final"][run].status) for run, _ in finals] == finals
     result = score(plans, outcome)
-    print(f"\n{backend}: {RUNS} runs\n{result.table()}")
+    per_run = check_stream(plans, outcome)
+    settled = sum(1 for p in plans if p.truth().verdicts)
+    print(
+        f"\n{backend}: {RUNS} runs ({sum(p.ended for p in plans)} ended early)\n{result.table()}"
+        f"\nverdict events per run: {dict(sorted(per_run.items()))};"
+        f" runs with a pushed verdict: {settled}"
+    )
     assert all(result.fp[k] == 0 and result.fn[k] == 0 for k in result.tp), result.table()
     assert all(result.tp[k] > 0 for k in result.tp)
-    check_stream(plans, outcome)
     assert store.get_pending_run_ids(due_before=store.server_time_ms()) == []
 
 
 def test_plans_are_reproducible_and_cover_every_phase() -> None:
-    first, second = generate(50, 7), generate(50, 7)
+    first, second = generate(50, 7, 0.2), generate(50, 7, 0.2)
     assert [p.truth().status for p in first] == [p.truth().status for p in second]
     assert [sorted(p.fates.items()) for p in first] == [sorted(p.fates.items()) for p in second]
     assert all(any(p.acks[phase] for p in generate(200, 3)) for phase in PHASES)

@@ -35,7 +35,9 @@ def test_includes_are_inlined_and_shebang_only_for_servers(name: str) -> None:
     assert source.embedded_text.count("\n") == source.server_text.count("\n")
 
 
-KEY_PARAMETERS = ("KEYS[", "pending_key", "due_key", "st_key", "stream_key")
+KEY_PARAMETERS = (
+    "KEYS[", "pending_key", "exp_key", "due_key", "st_key", "acks_key", "stream_key",
+)  # fmt: skip
 """What the first argument of a keyed redis.call may be: KEYS, or a helper's key parameter."""
 
 

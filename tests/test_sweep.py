@@ -117,7 +117,12 @@ def test_marks_per_run_bounds_one_script_call(
     assert len(rec.sweep(marks_per_run=2).missing) == 2
     last = rec.sweep(marks_per_run=2)
     assert len(last.missing) == 1 and not last.more_due
-    assert sorted(f.action for f in rec.iter_findings()) == [f"a{i}" for i in range(5)]
+    marked = [f.action for f in rec.iter_findings() if f.type is FindingType.MISSING]
+    assert sorted(marked) == [f"a{i}" for i in range(5)]
+    settled = [f for f in rec.iter_findings() if f.type is not FindingType.MISSING]
+    assert [(f.type, f.source, f.details["missing"]) for f in settled] == [
+        (FindingType.INCOMPLETE, "sweep", "5")  # pushed once, by the call that settled the run
+    ]
 
 
 def test_expired_runs_leave_the_index_as_findings(store_factory: Any) -> None:
@@ -162,7 +167,8 @@ def test_the_script_is_idempotent_and_knows_unknown_runs(
     first, second = store.execute(call), store.execute(call)  # a re-sent call
     assert first[0] == 0 and len(first) == 3 + 2 * 3
     assert second[0] == 0 and len(second) == 3  # nothing left to mark
-    assert len(list(rec.iter_findings())) == 2
+    kinds = [e.type for e in rec.iter_findings()]
+    assert kinds == [FindingType.MISSING, FindingType.MISSING, FindingType.INCOMPLETE]
     before = snapshot(raw_client)
     assert store.execute(store.core.sweep_run(uuid.uuid4()))[0] == 2
     assert snapshot(raw_client) == before

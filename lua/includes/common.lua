@@ -21,14 +21,15 @@ local function whole(text)
   return n
 end
 
--- Status record: "STATUS|acked_at_ms|late" (late is 0 or 1).
+-- Status record: "STATUS|acked_at_ms|late|live" (late and live are 0 or 1; live marks a
+-- liveness expectation, whose MISSING makes the run STALE).
 local function parse_status(record)
-  local status, acked_at, late = string.match(record, '^(%u+)|(%d+)|([01])$')
-  return status, tonumber(acked_at), late
+  local status, acked_at, late, live = string.match(record, '^(%u+)|(%d+)|([01])|([01])$')
+  return status, tonumber(acked_at), late, live
 end
 
-local function status_record(status, acked_at, late)
-  return status .. '|' .. string.format('%d', acked_at) .. '|' .. late
+local function status_record(status, acked_at, late, live)
+  return status .. '|' .. string.format('%d', acked_at) .. '|' .. late .. '|' .. live
 end
 
 -- Keep the shard's pending index in step with one run's due set: the run is
@@ -47,14 +48,37 @@ end
 -- Every value of an array as arguments (Lua 5.4 on the embedded backend, 5.1 on Redis).
 local unpack_all = table.unpack or unpack
 
--- Open-issue counter of a run, a field of its st hash (no '|', so it is never an
--- expectation key): expected keys that are FAILED or MISSING, plus acked keys
--- that no expectation declares (drift). Every script that moves a status keeps
--- it in step, so "clean" is one HGET, whatever the run's size.
-local ISSUES = '#issues'
+-- The run's finding counters, fields of its st hash (no '|', so never an expectation
+-- key): expected keys MISSING, expected keys FAILED, acked keys no expectation
+-- declares (drift), and liveness expectations MISSING. Every script that moves a
+-- status keeps them in step, so a run's verdict is one HMGET, whatever its size.
+local COUNTERS = { '#missing', '#failed', '#drift', '#stale' }
+-- The verdict last pushed to the findings stream for the run (COMPLETE, INCOMPLETE, STALE).
+local VERDICT = '#verdict'
 
-local function add_issues(st_key, delta)
-  if delta ~= 0 then redis.call('HINCRBY', st_key, ISSUES, delta) end
+-- What one key adds to each counter, from its status (nil: no record), whether an
+-- expectation declares it, and its liveness mark.
+local function tally(status, expected, live)
+  if status == nil or status == 'PENDING' then return 0, 0, 0, 0 end
+  if not expected then return 0, 0, 1, 0 end
+  if status == 'MISSING' then return 1, 0, 0, (live == '1') and 1 or 0 end
+  if status == 'FAILED' then return 0, 1, 0, 0 end
+  return 0, 0, 0, 0
+end
+
+-- Move the counters by what one key's change did; true when any counter moved.
+local function recount(st_key, old_status, old_expected, new_status, new_expected, live)
+  local a1, a2, a3, a4 = tally(old_status, old_expected, live)
+  local b1, b2, b3, b4 = tally(new_status, new_expected, live)
+  local deltas = { b1 - a1, b2 - a2, b3 - a3, b4 - a4 }
+  local moved = false
+  for i = 1, 4 do
+    if deltas[i] ~= 0 then
+      redis.call('HINCRBY', st_key, COUNTERS[i], deltas[i])
+      moved = true
+    end
+  end
+  return moved
 end
 
 -- Append one event to the shard's findings stream (bounded: approximate MAXLEN).
@@ -63,13 +87,85 @@ local function emit(stream_key, maxlen, ...)
   return redis.call('XADD', stream_key, 'MAXLEN', '~', maxlen, '*', ...)
 end
 
--- After a change that can finish a run: when nothing is PENDING and the run has
--- no open issue, append a COMPLETE event. Returns true when it did.
-local function complete_if_clean(st_key, due_key, stream_key, maxlen, run_id, source, now)
-  if redis.call('ZCARD', due_key) > 0 then return false end
-  if tonumber(redis.call('HGET', st_key, ISSUES) or '0') ~= 0 then return false end
-  emit(stream_key, maxlen, 'type', 'COMPLETE', 'run_id', run_id,
-    'at_ms', string.format('%d', now), 'source', source)
+-- Most (domain, action) pairs listed per kind in a verdict event (counts stay exact).
+local LIST_CAP = 100
+
+local function json_text(text)
+  local escaped = string.gsub(text, '[%c"\\]', function(c)
+    if c == '"' or c == '\\' then return '\\' .. c end
+    return string.format('\\u%04x', string.byte(c))
+  end)
+  return '"' .. escaped .. '"'
+end
+
+-- A sorted list of expectation keys as JSON [[domain, action], ...], at most LIST_CAP.
+local function json_pairs(keys)
+  local split = {}
+  for i, key in ipairs(keys) do
+    local domain, action = string.match(key, '^([^|]*)|(.*)$')
+    split[i] = { domain, action }
+  end
+  table.sort(split, function(x, y)
+    if x[1] ~= y[1] then return x[1] < y[1] end
+    return x[2] < y[2]
+  end)
+  local parts = {}
+  for i = 1, math.min(#split, LIST_CAP) do
+    parts[i] = '[' .. json_text(split[i][1]) .. ',' .. json_text(split[i][2]) .. ']'
+  end
+  return '[' .. table.concat(parts, ',') .. ']'
+end
+
+-- The run's missing, failed and drift keys (one read of its statuses: O(expectations),
+-- done only when a settled run's verdict changes).
+local function finding_keys(exp_key, st_key)
+  local declared = {}
+  for _, key in ipairs(redis.call('HKEYS', exp_key)) do declared[key] = true end
+  local missing, failed, drift = {}, {}, {}
+  local flat = redis.call('HGETALL', st_key)
+  for i = 1, #flat, 2 do
+    local key = flat[i]
+    if string.sub(key, 1, 1) ~= '#' then
+      local status = parse_status(flat[i + 1])
+      if not declared[key] then
+        if status == 'ACKED' or status == 'FAILED' then drift[#drift + 1] = key end
+      elseif status == 'MISSING' then
+        missing[#missing + 1] = key
+      elseif status == 'FAILED' then
+        failed[#failed + 1] = key
+      end
+    end
+  end
+  return missing, failed, drift
+end
+
+-- When the run is settled (it declares expectations and none is PENDING) and its
+-- verdict differs from the last one pushed, push the new one: one COMPLETE, INCOMPLETE
+-- or STALE event with the counts and the action lists. A run with no expectation yet
+-- (acks that came before the declaration) is not settled. Returns true when it pushed.
+local function settle(exp_key, st_key, due_key, acks_key, stream_key, maxlen, run_id, source, now)
+  if redis.call('ZCARD', due_key) > 0 or redis.call('EXISTS', exp_key) == 0 then return false end
+  local c = redis.call('HMGET', st_key, COUNTERS[1], COUNTERS[2], COUNTERS[3], COUNTERS[4], VERDICT)
+  local missing, failed, drift, stale = tonumber(c[1] or '0'), tonumber(c[2] or '0'),
+    tonumber(c[3] or '0'), tonumber(c[4] or '0')
+  local verdict = 'COMPLETE'
+  if stale > 0 then
+    verdict = 'STALE'
+  elseif missing + failed + drift > 0 then
+    verdict = 'INCOMPLETE'
+  end
+  if verdict == c[5] then return false end
+  redis.call('HSET', st_key, VERDICT, verdict)
+  local m, f, d = {}, {}, {}
+  if verdict ~= 'COMPLETE' then m, f, d = finding_keys(exp_key, st_key) end
+  emit(stream_key, maxlen, 'type', verdict, 'run_id', run_id,
+    'at_ms', string.format('%d', now), 'source', source,
+    'missing', tostring(missing), 'failed', tostring(failed), 'drift', tostring(drift),
+    'stale', stale > 0 and '1' or '0',
+    'expectations', tostring(redis.call('HLEN', exp_key)),
+    'acks', tostring(redis.call('LLEN', acks_key)),
+    'missing_actions', json_pairs(m), 'failed_actions', json_pairs(f),
+    'drift_actions', json_pairs(d))
   return true
 end
 

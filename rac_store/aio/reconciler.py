@@ -28,12 +28,17 @@ class AsyncAuditReconciler(ReconcilerBase):
         return await rc.run_steps_async(steps, self._store.execute)
 
     async def reconcile(
-        self, run_id: uuid.UUID | str, *, record: bool = True
+        self, run_id: uuid.UUID | str, *, final: bool = False, record: bool | None = None
     ) -> ReconciliationResult:
         """See :meth:`AuditReconciler.reconcile`."""
         started = time.perf_counter()
-        result = await self._run(self._reconcile_steps(run_id, record))
+        result = await self._run(self._reconcile_steps(run_id, record, final))
         return self._observed(result, started)
+
+    async def end_run(self, run_id: uuid.UUID | str) -> ReconciliationResult:
+        """See :meth:`AuditReconciler.end_run`."""
+        started = time.perf_counter()
+        return self._observed(await self._run(self._end_run_steps(run_id)), started)
 
     async def snapshot(self, run_id: uuid.UUID | str) -> rc.RunSnapshot:
         """See :meth:`AuditReconciler.snapshot`."""

@@ -21,7 +21,7 @@ from ..core import Call, CommandCall
 from ..errors import map_redis_error, transport_fault
 from ..retry import RetryPolicy
 from ..scripts import LoadedScript, Script, ScriptCall
-from ..sending import RedisFailure, WriteGuard
+from ..sending import RedisFailure, SenderBase
 
 T = TypeVar("T")
 
@@ -48,7 +48,7 @@ async def resend(send: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
             await asyncio.sleep(delay)
 
 
-class AsyncSender:
+class AsyncSender(SenderBase):
     """Sends the calls of one asyncio store on its client."""
 
     def __init__(
@@ -59,10 +59,7 @@ class AsyncSender:
         *,
         read_only: bool = False,
     ) -> None:
-        self._client = client
-        self._guard = WriteGuard(scripts, read_only)
-        self._scripts = scripts
-        self.retry = retry
+        super().__init__(client, scripts, retry, read_only)
         self.cluster = is_cluster(client)
         self._pack = None if self.cluster else _utf8_packer(client)
 

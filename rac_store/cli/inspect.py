@@ -1,4 +1,4 @@
-"""``rac-store show``, ``pending`` and ``reconcile``: look at runs from a shell."""
+"""``rac-store show``, ``pending``, ``reconcile`` and ``end``: look at runs, and judge them."""
 
 from __future__ import annotations
 
@@ -102,7 +102,18 @@ def pending(rec: AuditReconciler, args: argparse.Namespace) -> int:
 
 def reconcile(rec: AuditReconciler, args: argparse.Namespace) -> int:
     """Reconcile one run; STALE and INCOMPLETE verdicts go to the findings stream."""
-    result = rec.reconcile(args.run_id, record=not args.no_record)
+    if args.final:
+        return print_verdict(rec.reconcile(args.run_id, final=True), args)
+    return print_verdict(rec.reconcile(args.run_id, record=not args.no_record), args)
+
+
+def end(rec: AuditReconciler, args: argparse.Namespace) -> int:
+    """End one run: what is still PENDING becomes MISSING, and its verdict is pushed."""
+    return print_verdict(rec.end_run(args.run_id), args)
+
+
+def print_verdict(result: ReconciliationResult, args: argparse.Namespace) -> int:
+    """Print a verdict (text or ``--json``); its exit code."""
     if args.json:
         emit_json(result.to_dict())
     else:
@@ -129,8 +140,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     parser = commands.add_parser("reconcile", help="a run's verdict (exit 0/1/3/4)")
     parser.add_argument("run_id", metavar="RUN", help="run id (UUID)")
-    parser.add_argument(
+    judged = parser.add_mutually_exclusive_group()
+    judged.add_argument(
         "--no-record", action="store_true", help="do not append the verdict to the stream"
+    )
+    judged.add_argument(
+        "--final",
+        action="store_true",
+        help="the run is over: count what is still pending as missing (writes nothing)",
     )
     add_connection_options(parser)
     parser.set_defaults(run=with_reconciler(reconcile))
+
+    parser = commands.add_parser(
+        "end", help="end a run: pending becomes MISSING, its verdict is pushed (exit 0/1/3)"
+    )
+    parser.add_argument("run_id", metavar="RUN", help="run id (UUID)")
+    add_connection_options(parser)
+    parser.set_defaults(run=with_reconciler(end))
