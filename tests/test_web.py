@@ -197,7 +197,10 @@ def test_findings_filter_by_type_and_page_newest_first(site: Site) -> None:
     done = pending_run(site.writer)
     ack(site.writer, done, "logs", "start_trace")  # COMPLETE
     everything = _json(site, "/api/findings", limit="200")
-    assert [f["type"] for f in everything["findings"]] == ["COMPLETE", *["MISSING"] * 7]
+    kinds = sorted(f["type"] for f in everything["findings"])
+    assert kinds == ["COMPLETE", *["MISSING"] * 7]
+    orders = [_order(f) for f in everything["findings"]]
+    assert orders == sorted(orders, reverse=True)
     assert everything["next"] is None
     assert len(everything["live_since"].split(",")) == everything["shards"]
 
