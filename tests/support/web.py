@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 def in_process(async_client: Any, **options: Any) -> Iterator[Any]:
     """A TestClient of the dashboard over a read-only store on ``async_client``."""
     with warnings.catch_warnings():  # Starlette >= 1 would rather have httpx2; httpx works
-        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore")
         from starlette.testclient import TestClient
 
     store = AsyncAuditStore(async_client, read_only=True, metrics=False, **options)
