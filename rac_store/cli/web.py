@@ -41,7 +41,7 @@ def run_web(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"rac-store: {INSTALL_HINT} ({exc.name or exc} is missing)", file=sys.stderr)
         return EXIT_ERROR
-    return serve(args.redis_url, args.prefix, args.host, args.port)
+    return serve(args.redis_url or None, args.prefix, args.host, args.port)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
