@@ -150,8 +150,7 @@ def test_hostile_values_are_exact_in_json(server: tuple[AuditStore, Any, Any]) -
     run = _hostile_run(writer)
     with in_process(reader) as http:
         bodies = {
-            path: http.get(path)
-            for path in (f"/api/runs/{run}", "/api/findings", "/api/overview")
+            path: http.get(path) for path in (f"/api/runs/{run}", "/api/findings", "/api/overview")
         }
     for path, response in bodies.items():
         assert response.headers["content-type"] == "application/json", path

@@ -20,9 +20,9 @@ from .support.redis_server import RedisServer
 from .support.web import ROOT, mark_missing, pending_run, wait_for, web_process
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+def _python(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "rac_store", *args],
+        [sys.executable, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -34,7 +34,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_loopback_is_the_default_and_anything_else_needs_allow_remote() -> None:
     assert all(map(is_loopback, ("127.0.0.1", "127.8.0.1", "localhost", "::1", "[::1]")))
     assert not any(map(is_loopback, ("0.0.0.0", "::", "10.1.2.3", "example.org")))
-    refused = _cli("web", "--host", "0.0.0.0", "--redis-url", "redis://127.0.0.1:1/0")
+    refused = _python(
+        "-m", "rac_store", "web", "--host", "0.0.0.0", "--redis-url", "redis://127.0.0.1:1/0"
+    )
     assert refused.returncode == 2
     assert "refusing to serve on '0.0.0.0'" in refused.stderr and "--allow-remote" in refused.stderr
 
@@ -43,8 +45,8 @@ def test_loopback_is_the_default_and_anything_else_needs_allow_remote() -> None:
 def test_allow_remote_warns_and_a_prefix_without_store_is_an_error(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
-    done = _cli(
-        "web", "--host", "0.0.0.0", "--allow-remote", "--redis-url", redis_server.url,
+    done = _python(
+        "-m", "rac_store", "web", "--host", "0.0.0.0", "--allow-remote", "--redis-url", redis_server.url,
         "--prefix", "nostore",
     )  # fmt: skip
     assert done.returncode == 2
@@ -59,9 +61,7 @@ def test_without_the_web_extra_it_says_how_to_install_it() -> None:
         "from rac_store.cli import main\n"
         "sys.exit(main(['web']))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    done = _python("-c", code)
     assert done.returncode == 2
     assert "pip install 'rac-store[web]'" in done.stderr
 
@@ -72,9 +72,7 @@ def test_the_package_and_the_other_commands_never_import_the_web_stack() -> None
         "from rac_store.cli import build_parser; build_parser()\n"
         "print(sorted(m for m in ('starlette', 'jinja2', 'uvicorn') if m in sys.modules))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    done = _python("-c", code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 

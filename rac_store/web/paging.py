@@ -28,7 +28,7 @@ DEFAULT_PAGE = 25
 """Rows per page unless the URL asks for another count."""
 MAX_PAGE = 200
 """Most rows one page shows."""
-FILTER_SCAN = 200
+FILTER_SCAN = 100
 """Events read per shard for one page of a filtered feed (the page may come out short)."""
 
 _STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
@@ -205,20 +205,42 @@ def feed_commands(core: StoreCore, before: FeedMark | None, count: int) -> list[
     ]
 
 
-def parse_feed(replies: Sequence[Sequence[Any]]) -> list[list[Finding]]:
-    """The events of a :func:`feed_commands` reply, per shard, newest first."""
+@dataclass(frozen=True)
+class RawEvent:
+    """A stream entry as read, parsed into a :class:`Finding` only when a page shows it."""
+
+    order: tuple[int, int, int]
+    """(stream id ms, sequence, shard): newest first means largest first."""
+    type: str
+    fields: Any
+    shard: int
+    stream_id: str
+
+    def finding(self) -> Finding:
+        """The parsed event."""
+        return parse_event(self.fields, shard=self.shard, stream_id=self.stream_id)
+
+    @property
+    def mark(self) -> FeedMark:
+        """Its place in the feed."""
+        return FeedMark(self.stream_id, self.shard)
+
+
+def _raw(shard: int, entry_id: Any, fields: Any) -> RawEvent:
+    sid = text(entry_id)
+    kind = fields.get(b"type", fields.get("type", b""))
+    return RawEvent((*_id_key(sid), shard), text(kind), fields, shard, sid)
+
+
+def parse_feed(replies: Sequence[Sequence[Any]]) -> list[list[RawEvent]]:
+    """The entries of a :func:`feed_commands` reply, per shard, newest first."""
     return [
-        [parse_event(fields, shard=s, stream_id=text(entry_id)) for entry_id, fields in reply]
-        for s, reply in enumerate(replies)
+        [_raw(s, entry_id, fields) for entry_id, fields in reply] for s, reply in enumerate(replies)
     ]
 
 
-def _mark(finding: Finding) -> FeedMark:
-    return FeedMark(finding.stream_id or "0-0", finding.shard or 0)
-
-
 def feed_page(
-    per_shard: Sequence[Sequence[Finding]],
+    per_shard: Sequence[Sequence[RawEvent]],
     count: int,
     types: Collection[FindingType],
     limit: int,
@@ -229,34 +251,30 @@ def feed_page(
     a shard that had more, events of that shard may be unread, so the page stops
     there (short, but with a next mark); None when every stream was read to its end.
     """
-    horizon = max(
-        (_mark(events[-1]).order for events in per_shard if len(events) >= count),
-        default=None,
-    )
-    merged = heapq.merge(*per_shard, key=lambda f: _mark(f).order, reverse=True)
+    wanted = {t.value for t in types}
+    horizon = max((events[-1].order for events in per_shard if len(events) >= count), default=None)
+    merged = heapq.merge(*per_shard, key=lambda event: event.order, reverse=True)
     page: list[Finding] = []
-    last: Finding | None = None
-    for finding in merged:
-        if horizon is not None and _mark(finding).order < horizon:
+    last: RawEvent | None = None
+    for event in merged:
+        if horizon is not None and event.order < horizon:
             break
-        last = finding
-        if not types or finding.type in types:
-            page.append(finding)
+        last = event
+        if not wanted or event.type in wanted:
+            page.append(event.finding())
             if len(page) == limit:
                 break
-    more = horizon is not None or (last is not None and _remaining(per_shard, last))
-    return page, (_mark(last) if more and last is not None else None)
+    if last is None:
+        return page, None
+    more = horizon is not None or any(
+        events and events[-1].order < last.order for events in per_shard
+    )
+    return page, (last.mark if more else None)
 
 
-def _remaining(per_shard: Sequence[Sequence[Finding]], last: Finding) -> bool:
-    """True when an event older than ``last`` was read (and so not shown)."""
-    order = _mark(last).order
-    return any(events and _mark(events[-1]).order < order for events in per_shard)
-
-
-def positions_token(per_shard: Sequence[Sequence[Finding]]) -> str:
+def positions_token(per_shard: Sequence[Sequence[RawEvent]]) -> str:
     """The newest stream id of every shard ("0" for an empty stream), for the live feed."""
-    return ",".join(events[0].stream_id or "0" if events else "0" for events in per_shard)
+    return ",".join(events[0].stream_id if events else "0" for events in per_shard)
 
 
 def parse_positions(token: str | None, shards: int) -> dict[int, str] | str:

@@ -34,7 +34,7 @@ from .paging import FeedMark, PendingRow, ShardOffsets, Window
 
 SOON_MS = 10 * 60 * 1000
 """How far ahead "soon due" looks (10 minutes)."""
-RECENT_PER_SHARD = 100
+RECENT_PER_SHARD = 50
 """Events read from each shard's stream for the overview's counts."""
 LATEST = 15
 """Findings the overview lists."""
@@ -108,7 +108,7 @@ def overview_steps(core: StoreCore, query: OverviewQuery) -> Steps[OverviewPage]
         replies[i * shards : (i + 1) * shards] for i in range(len(parts))
     )
     events = paging.parse_feed(feed)
-    counted = [f for shard_events in events for f in shard_events]
+    counted = [event for shard_events in events for event in shard_events]
     latest, latest_next = paging.feed_page(events, recent, (), LATEST)
     return OverviewPage(
         now_ms=now,
@@ -121,7 +121,7 @@ def overview_steps(core: StoreCore, query: OverviewQuery) -> Steps[OverviewPage]
         counts=_counts(counted),
         counted=len(counted),
         recent_per_shard=recent,
-        counted_since_ms=min((f.at_ms for f in counted), default=None),
+        counted_since_ms=min((event.order[0] for event in counted), default=None),
         latest=latest,
         latest_next=latest_next.token() if latest_next else None,
     )
@@ -135,8 +135,8 @@ def _section(
     return PendingSection(name, paging.sum_counts(counts), page, token)
 
 
-def _counts(findings: Collection[Finding]) -> dict[str, int]:
-    seen = Counter(f.type.value for f in findings)
+def _counts(events: Collection[paging.RawEvent]) -> dict[str, int]:
+    seen = Counter(event.type for event in events)
     return {kind.value: seen.get(kind.value, 0) for kind in FindingType}
 
 

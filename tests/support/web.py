@@ -1,4 +1,4 @@
-"""The dashboard under test: in process (Starlette's TestClient) or as ``rac-store web`` (uvicorn)."""
+"""The dashboard under test: in process (Starlette's TestClient) or as ``rac-store web``."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "condi
 
 
 def pending_run(store: AuditStore, deadline_ms: int = 600_000, liveness: bool = False) -> str:
-    """A new run with one PENDING expectation (``logs/start_trace``), and optionally a liveness one."""
+    """A new run with a PENDING ``logs/start_trace`` (and a liveness expectation if asked)."""
     run = uuid.uuid4()
     exps = [AuditExpectation(run, "logs", "start_trace", deadline_ms)]
     if liveness:
@@ -122,11 +122,13 @@ def pending_run(store: AuditStore, deadline_ms: int = 600_000, liveness: bool = 
     return str(run)
 
 
-def mark_missing(store: AuditStore, run_id: str, domain: str = "logs", action: str = "start_trace") -> None:
+def mark_missing(
+    store: AuditStore, run_id: str, domain: str = "logs", action: str = "start_trace"
+) -> None:
     """Mark an expectation MISSING by hand: one MISSING event in the findings stream."""
     store.update_expectation_status(run_id, domain, action, "MISSING")
 
 
 def ack(store: AuditStore, run_id: str, domain: str, action: str, **fields: Any) -> None:
-    """One ack of ``run_id`` (``fields``: result_id, error, rolled_back, rollback_reason, metadata)."""
+    """One ack of ``run_id``; ``fields`` go to ``create_domain_ack`` (result_id, error, ...)."""
     store.add_ack(run_id, create_domain_ack(uuid.UUID(run_id), domain, action, **fields))
