@@ -46,8 +46,8 @@ def test_allow_remote_warns_and_a_prefix_without_store_is_an_error(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
     done = _python(
-        "-m", "rac_store", "web", "--host", "0.0.0.0", "--allow-remote", "--redis-url", redis_server.url,
-        "--prefix", "nostore",
+        "-m", "rac_store", "web", "--host", "0.0.0.0", "--allow-remote",
+        "--redis-url", redis_server.url, "--prefix", "nostore",
     )  # fmt: skip
     assert done.returncode == 2
     assert "WARNING: serving on '0.0.0.0' with no login" in done.stderr
