@@ -14,6 +14,7 @@ waited. The figure is the p95 of the app's time over the 50 ms budget.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -178,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.web_pages")
     parser.add_argument("--quick", action="store_true", help="10,000 runs and findings")
     args = parser.parse_args(argv)
+    say(f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with run_redis(None) as (url, own):
         found = figures(Bench(url, QUICK if args.quick else FULL, own, quick=args.quick))
     print(table(list(found)))

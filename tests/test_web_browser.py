@@ -26,6 +26,8 @@ from .support import browser
 from .support.redis_server import RedisServer
 from .support.web import ROOT, WebProcess, mark_missing, pending_run, wait_for, web_process
 
+pytestmark = [pytest.mark.slow, pytest.mark.redis_only]
+
 DOCS = ROOT / "docs"
 HOSTILE = '"><img src=x onerror="window.__xss=1">'
 
@@ -60,12 +62,18 @@ def _shot(driver: Any, name: str) -> Path:
     return path
 
 
+def _open_findings(driver: Any, web: WebProcess) -> Any:
+    """Load /findings and wait until its live feed is connected; the status element."""
+    driver.get(web.base + "/findings")
+    status = driver.find_element("id", "live-status")
+    wait_for(lambda: status.text == "live", what="the live feed to connect")
+    return status
+
+
 def _console_errors(driver: Any) -> list[str]:
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
-@pytest.mark.slow
-@pytest.mark.redis_only
 def test_overview_run_page_and_a_live_finding(
     dashboard: tuple[WebProcess, AuditStore], chromium: Any
 ) -> None:
@@ -86,9 +94,7 @@ def test_overview_run_page_and_a_live_finding(
     assert "If the run ended now" in driver.page_source
     _shot(driver, "web-run.png")
 
-    driver.get(web.base + "/findings")
-    status = driver.find_element("id", "live-status")
-    wait_for(lambda: status.text == "live", what="the live feed to connect")
+    status = _open_findings(driver, web)
     fresh = pending_run(writer)
     mark_missing(writer, fresh)  # written while the page is open
     wait_for(lambda: _rows_with(driver, fresh), what="the new finding to appear")
@@ -111,15 +117,12 @@ def test_overview_run_page_and_a_live_finding(
     assert _console_errors(driver) == []
 
 
-@pytest.mark.slow
-@pytest.mark.redis_only
 def test_a_hostile_live_finding_is_shown_as_text(
     dashboard: tuple[WebProcess, AuditStore], chromium: Any
 ) -> None:
     web, writer = dashboard
+    _open_findings(chromium, web)
     driver = chromium
-    driver.get(web.base + "/findings")
-    wait_for(lambda: driver.find_element("id", "live-status").text == "live", what="live")
     run = pending_run(writer)
     writer.add_expectations(run, [AuditExpectation(uuid.UUID(run), "x", HOSTILE)])
     mark_missing(writer, run, "x", HOSTILE)

@@ -52,6 +52,28 @@ def page_number(value: str | None, what: str) -> int:
     return int(value)
 
 
+@dataclass(frozen=True)
+class Paged:
+    """Where a page of a list is (0-based page, rows per page, total rows; see :func:`paged`)."""
+
+    page: int
+    per_page: int
+    total: int
+    """Rows in the whole list."""
+    pages: int
+    start: int
+    """Index of the page's first row."""
+    has_next: bool
+
+
+def paged(page: int, per_page: int, total: int) -> Paged:
+    """Page ``page`` of ``total`` rows, ``per_page`` rows each."""
+    start = page * per_page
+    return Paged(
+        page, per_page, total, max(1, -(-total // per_page)), start, start + per_page < total
+    )
+
+
 # -- pending runs -------------------------------------------------------------------
 class ShardOffsets:
     """How far each shard's window of the pending index earlier pages went."""

@@ -30,7 +30,7 @@ from ..models import (
 from ..reconciliation import RunSnapshot, Steps, is_liveness, snapshot_steps, verdict
 from ..validation import canonical_run_id
 from . import paging
-from .paging import FeedMark, PendingRow, ShardOffsets, Window
+from .paging import FeedMark, Paged, PendingRow, ShardOffsets, Window, paged
 
 SOON_MS = 10 * 60 * 1000
 """How far ahead "soon due" looks (10 minutes)."""
@@ -196,48 +196,36 @@ class ExpectationRow:
     """Due time while PENDING (server clock)."""
     overdue: bool
     acked_at: str | None
+    """When it was acked (server clock, ISO 8601)."""
     late: bool
     liveness: bool
+    """Its absence makes the run STALE."""
     created_at: str
     metadata: dict[str, Any]
+    """As declared (``is_liveness_check`` and anything the orchestrator added)."""
 
 
 @dataclass(frozen=True)
 class AckRow:
-    """One ack of a run, with its place in arrival order (1-based)."""
+    """One ack of a run, with its place in arrival order."""
 
     position: int
+    """1 for the first ack the run received."""
     id: str
+    """The ack's own id (duplicates of it were never stored)."""
     domain: str
     action: str
     status: str
+    """SUCCESS, FAILED or ROLLED_BACK, as the worker reported it."""
     created_at: str
+    """When the worker made the ack (its clock, ISO 8601)."""
     result_id: str | None
     error: str | None
+    """The worker's error text (a FAILED ack)."""
     rolled_back: bool
     rollback_reason: str | None
+    """Why the action was undone (a rolled-back ack)."""
     metadata: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Paged:
-    """Where a page of a list is (0-based page, rows per page, total rows; see :func:`paged`)."""
-
-    page: int
-    per_page: int
-    total: int
-    pages: int
-    start: int
-    """Index of the page's first row."""
-    has_next: bool
-
-
-def paged(page: int, per_page: int, total: int) -> Paged:
-    """Page ``page`` of ``total`` rows, ``per_page`` rows each."""
-    start = page * per_page
-    return Paged(
-        page, per_page, total, max(1, -(-total // per_page)), start, start + per_page < total
-    )
 
 
 @dataclass(frozen=True)
@@ -247,6 +235,7 @@ class RunPage:
     run_id: str
     shard: int
     now_ms: int
+    """Server time of the snapshot."""
     verdict: ReconciliationResult
     """``reconcile(run_id, record=False)``: the verdict now."""
     final_verdict: ReconciliationResult
