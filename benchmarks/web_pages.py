@@ -119,7 +119,13 @@ async def _time_pages(
 
 
 def figures(bench: Bench) -> list[Figure]:
-    """p95 of each page's server time over the 50 ms budget."""
+    """p95 of each page's server time over the 50 ms budget (none without the web extra)."""
+    try:
+        import httpx  # noqa: F401
+        import starlette  # noqa: F401
+    except ImportError:
+        say("    skipped: the dashboard needs pip install 'rac-store[web]' httpx")
+        return []
     sizes = bench.sizes
     store, run = fill(bench)
     pending = len(store.get_pending_run_ids())
