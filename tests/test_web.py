@@ -6,6 +6,7 @@ its own read-only async store on the same server.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ def test_overview_counts_findings_and_lists_overdue_and_soon_runs(site: Site) ->
     later = pending_run(site.writer, deadline_ms=3_600_000)  # pending, not soon
     marked = pending_run(site.writer)
     mark_missing(site.writer, marked)  # one MISSING event
+    time.sleep(0.01)  # the overdue runs' due time (now + 0 ms) is in the past
 
     page = _json(site, "/api/overview")
     assert page["pending_total"] == 6  # the marked run left the index
@@ -89,6 +91,7 @@ def test_overview_pages_through_every_overdue_run_once_in_due_order(site: Site) 
         # two runs share each due time: ties are ordered by run id
         site.writer.add_expectations(run, [AuditExpectation(run, "d", "a", i // 2)])
         runs.append(str(run))
+    time.sleep(0.02)  # every due time (now + 0..5 ms) is in the past
     seen: list[tuple[int, str]] = []
     token = None
     for _ in range(10):
@@ -237,6 +240,7 @@ def _order(finding: dict[str, Any]) -> tuple[int, int, int]:
 def test_healthz_metrics_static_and_headers(site: Site) -> None:
     pending_run(site.writer, deadline_ms=0)
     pending_run(site.writer)
+    time.sleep(0.01)  # the first one's due time (now + 0 ms) is in the past
     health = _json(site, "/healthz")
     assert health["status"] == "ok" and health["read_only"] is True and health["now_ms"] > 0
     site.http.get("/")
