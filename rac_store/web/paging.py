@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import re
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -259,6 +260,20 @@ def parse_feed(replies: Sequence[Sequence[Any]]) -> list[list[RawEvent]]:
     return [
         [_raw(s, entry_id, fields) for entry_id, fields in reply] for s, reply in enumerate(replies)
     ]
+
+
+def count_types(replies: Sequence[Sequence[Any]]) -> dict[str, int]:
+    """Events by type in a :func:`feed_commands` reply (no event is parsed beyond its type)."""
+    seen = Counter(
+        fields.get(b"type", fields.get("type")) for reply in replies for _, fields in reply
+    )
+    counts = {text(kind): n for kind, n in seen.items() if kind is not None}
+    return {kind.value: counts.get(kind.value, 0) for kind in FindingType}
+
+
+def oldest_ms(replies: Sequence[Sequence[Any]]) -> int | None:
+    """The time (stream id) of the oldest event of a :func:`feed_commands` reply."""
+    return min((_id_key(text(reply[-1][0]))[0] for reply in replies if reply), default=None)
 
 
 def feed_page(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections import Counter
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,9 +106,9 @@ def overview_steps(core: StoreCore, query: OverviewQuery) -> Steps[OverviewPage]
     cards, overdue_n, soon_n, overdue_rows, soon_rows, feed = (
         replies[i * shards : (i + 1) * shards] for i in range(len(parts))
     )
-    events = paging.parse_feed(feed)
-    counted = [event for shard_events in events for event in shard_events]
-    latest, latest_next = paging.feed_page(events, recent, (), LATEST)
+    shown = LATEST + 1  # each shard's newest LATEST + 1 events hold the latest LATEST
+    events = paging.parse_feed([reply[:shown] for reply in feed])
+    latest, latest_next = paging.feed_page(events, shown, (), LATEST)
     return OverviewPage(
         now_ms=now,
         prefix=core.keys.prefix,
@@ -118,10 +117,10 @@ def overview_steps(core: StoreCore, query: OverviewQuery) -> Steps[OverviewPage]
         overdue=_section("overdue", overdue_n, overdue_rows, overdue_at, query.limit),
         soon=_section("soon", soon_n, soon_rows, soon_at, query.limit),
         soon_ms=query.soon_ms,
-        counts=_counts(counted),
-        counted=len(counted),
+        counts=paging.count_types(feed),
+        counted=sum(map(len, feed)),
         recent_per_shard=recent,
-        counted_since_ms=min((event.order[0] for event in counted), default=None),
+        counted_since_ms=paging.oldest_ms(feed),
         latest=latest,
         latest_next=latest_next.token() if latest_next else None,
     )
@@ -133,11 +132,6 @@ def _section(
     page, following = paging.merge_window(rows, offsets, limit)
     token = following.token() if following is not None else None
     return PendingSection(name, paging.sum_counts(counts), page, token)
-
-
-def _counts(events: Collection[paging.RawEvent]) -> dict[str, int]:
-    seen = Counter(event.type for event in events)
-    return {kind.value: seen.get(kind.value, 0) for kind in FindingType}
 
 
 # -- findings -----------------------------------------------------------------------
