@@ -200,29 +200,6 @@ class ExpectationRow:
 
 
 @dataclass(frozen=True)
-class AckRow:
-    """One ack of a run, with its place in arrival order."""
-
-    position: int
-    """1 for the first ack the run received."""
-    id: str
-    """The ack's own id (duplicates of it were never stored)."""
-    domain: str
-    action: str
-    status: str
-    """SUCCESS, FAILED or ROLLED_BACK, as the worker reported it."""
-    created_at: str
-    """When the worker made the ack (its clock, ISO 8601)."""
-    result_id: str | None
-    error: str | None
-    """The worker's error text (a FAILED ack)."""
-    rolled_back: bool
-    rollback_reason: str | None
-    """Why the action was undone (a rolled-back ack)."""
-    metadata: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class RunPage:
     """``/runs/<id>``: a run's expectations, acks, drift, and its two verdicts."""
 
@@ -249,6 +226,29 @@ class RunQuery:
     expectations_page: int = 0
     acks_page: int = 0
     limit: int = paging.DEFAULT_PAGE
+
+
+@dataclass(frozen=True)
+class AckRow:
+    """One ack of a run, with its place in arrival order."""
+
+    position: int
+    """1 for the first ack the run received."""
+    id: str
+    """The ack's own id (duplicates of it were never stored)."""
+    domain: str
+    action: str
+    status: str
+    """SUCCESS, FAILED or ROLLED_BACK, as the worker reported it."""
+    created_at: str
+    """When the worker made the ack (its clock, ISO 8601)."""
+    result_id: str | None
+    error: str | None
+    """The worker's error text (a FAILED ack)."""
+    rolled_back: bool
+    rollback_reason: str | None
+    """Why the action was undone (a rolled-back ack)."""
+    metadata: dict[str, Any]
 
 
 def final_verdict(snapshot: RunSnapshot) -> ReconciliationResult:
