@@ -37,6 +37,10 @@ class Sizes:
     embedded_block: int = 200
     profile_acks: int = 3000
     sweep_runs: int = 2000
+    web_pending: int = 100_000
+    web_findings: int = 100_000
+    web_acks: int = 10_000
+    web_requests: int = 200
 
     def scaled(self, factor: float) -> Sizes:
         """Every repetition count times ``factor`` (at least 1 each)."""
@@ -61,6 +65,10 @@ QUICK = Sizes(
     embedded_block=100,
     profile_acks=800,
     sweep_runs=400,
+    web_pending=10_000,
+    web_findings=10_000,
+    web_acks=10_000,
+    web_requests=30,
 )
 
 WORKERS = 8

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import async_acks, cluster_bench, figures, sweep_cost
+from . import async_acks, cluster_bench, figures, sweep_cost, web_pages
 from .breakdown import profile, summary
 from .context import FULL, QUICK, WORKERS, Bench
 from .gang import Gang
@@ -31,6 +31,7 @@ STEPS: list[Step] = [
     ("pending index listing", lambda b, g: figures.pending_index(b), False),
     ("embedded vs Redis", lambda b, g: figures.embedded(b), False),
     ("deadline sweep per due run", lambda b, g: sweep_cost.figures(b), False),
+    ("dashboard pages (rac-store web)", lambda b, g: web_pages.figures(b), False),
     ("asyncio: 1,000 concurrent callers", lambda b, g: async_acks.figures(b), False),
     ("Redis Cluster, 3 primaries (own servers)", lambda b, g: cluster_bench.figures(b), False),
     (f"{WORKERS} processes: throughput", lambda b, g: figures.throughput(b, _need(g)), True),

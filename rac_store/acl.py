@@ -22,11 +22,12 @@ CONNECTION = ("ping", "hello", "info", "time")
 SCRIPTING = ("evalsha", "eval", "script|load")
 """Run the store's scripts; reload them after the cache was emptied."""
 READS = (
-    "lrange", "llen", "exists", "zrangebyscore", "zrange", "zscore", "zcard",
+    "lrange", "llen", "exists", "zrangebyscore", "zrange", "zscore", "zcard", "zcount",
     "hget", "hmget", "hgetall", "hexists", "hkeys", "hlen", "pttl", "xrevrange", "xread",
 )  # fmt: skip
 """What the store and the reconciler read, directly or inside scripts (``xread`` for
-``iter_findings`` / ``rac-store watch``; ``pttl``: add_acks refreshes TTLs when low)."""
+``iter_findings`` / ``rac-store watch``; ``pttl``: add_acks refreshes TTLs when low;
+``zcount``: the counts of overdue runs on ``rac-store web``)."""
 WRITES = ("hset", "hsetnx", "hincrby", "rpush", "zadd", "zrem", "zpopmin", "pexpire", "del", "xadd")
 """What the write scripts run (``xadd`` appends to the findings stream, trimming it)."""
 WAITAOF = ("waitaof",)

@@ -338,7 +338,7 @@ def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _score_pairs(reply: Sequence[Any]) -> list[tuple[str, int]]:
+def score_pairs(reply: Sequence[Any]) -> list[tuple[str, int]]:
     """A WITHSCORES range as (member, score) pairs, flat (RESP2) or nested (RESP3)."""
     pairs: Iterable[tuple[Any, Any]] = reply
     if reply and not isinstance(reply[0], list | tuple):
@@ -356,5 +356,5 @@ def parse_pending(replies: Sequence[Sequence[Any]], limit: int | None) -> list[t
 
     Earliest due first, cut at ``limit`` (None: all).
     """
-    merged = heapq.merge(*map(_score_pairs, replies), key=lambda pair: pair[1])
+    merged = heapq.merge(*map(score_pairs, replies), key=lambda pair: pair[1])
     return list(merged if limit is None else itertools.islice(merged, limit))

@@ -24,8 +24,15 @@ def test_wheel_contents(tmp_path: Path) -> None:
         assert f"rac_store/lua/{script}.lua" in names
     assert "rac_store/lua/includes/common.lua" in names
     assert "rac_store/py.typed" in names
-    for subpackage in ("aio", "cli", "cluster"):
+    for subpackage in ("aio", "cli", "cluster", "web"):
         assert f"rac_store/{subpackage}/__init__.py" in names
+    for asset in (
+        "templates/base.html",
+        "templates/run.html",
+        "static/style.css",
+        "static/findings.js",
+    ):
+        assert f"rac_store/web/{asset}" in names  # the dashboard's pages, no CDN
     # test and benchmark tooling stays in the checkout
     assert not [n for n in names if "redis_process" in n or n.startswith(("tests/", "benchmarks/"))]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

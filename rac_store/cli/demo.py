@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..models import create_domain_ack, create_run_expectations
+from ..models import SweepReport, create_domain_ack, create_run_expectations
 from ..reconciler import AuditReconciler
 from ..store import AuditStore
 
@@ -116,12 +116,15 @@ def report(reconciler: AuditReconciler, run_id: str) -> list[str]:
     return lines
 
 
-def run_demo(url: str | None, runs: int, workers: int) -> int:
-    """Run the orchestration, sweep, reconcile and print the report; 0 on success."""
-    store = AuditStore.from_url(url, prefix="racdemo") if url else AuditStore()
-    reconciler = AuditReconciler(store)
-    mode = store.durability_mode.value
-    print(f"rac-store demo: {runs} runs, {workers} workers, store mode {mode}")
+def orchestrate(
+    reconciler: AuditReconciler, runs: int, workers: int, url: str | None = None
+) -> tuple[list[str], SweepReport]:
+    """The demo's orchestration on the reconciler's store: its run ids and the sweep's report.
+
+    At least three runs declare the standard expectations, the workers ack them
+    (with the three faults of :func:`plan_jobs`), every deadline passes, one sweep runs.
+    """
+    store = reconciler.store
     run_ids = [str(uuid.uuid4()) for _ in range(max(runs, 3))]
     for run_id in run_ids:
         store.add_expectations(
@@ -129,7 +132,16 @@ def run_demo(url: str | None, runs: int, workers: int) -> int:
         )
     run_workers(store, plan_jobs(run_ids), workers, url)
     time.sleep((RUN_TIMEOUT_MS + GRACE_MS) / 1000 + 0.05)  # let every deadline pass
-    swept = reconciler.sweep()
+    return run_ids, reconciler.sweep()
+
+
+def run_demo(url: str | None, runs: int, workers: int) -> int:
+    """Run the orchestration, sweep, reconcile and print the report; 0 on success."""
+    store = AuditStore.from_url(url, prefix="racdemo") if url else AuditStore()
+    reconciler = AuditReconciler(store)
+    mode = store.durability_mode.value
+    print(f"rac-store demo: {runs} runs, {workers} workers, store mode {mode}")
+    run_ids, swept = orchestrate(reconciler, runs, workers, url)
     print(
         f"\ndeadline sweep: {swept.runs_swept} overdue run(s),"
         f" {len(swept.missing)} expectation(s) marked MISSING"
