@@ -37,6 +37,8 @@ class Script(str, Enum):
     READ_RUN = "read_run"
     SWEEP_RUN = "sweep_run"
     RECORD_FINDING = "record_finding"
+    READ_GROUP = "read_group"
+    DEAD_LETTER = "dead_letter"
 
     def __str__(self) -> str:
         return self.value
