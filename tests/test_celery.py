@@ -7,7 +7,6 @@ import datetime
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -191,4 +190,3 @@ def test_audit_headers_validate_before_sending() -> None:
     for bad in (("not-a-run", "d", "a"), (run, "d|x", "a"), (run, "d", "")):
         with pytest.raises(InvalidInputError):
             audit_headers(*bad)
-    time.sleep(0)
