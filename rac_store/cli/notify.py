@@ -165,14 +165,14 @@ def notify(rec: AuditReconciler, args: argparse.Namespace) -> int:
             try:
                 batch = consumer.claim(claim_idle, args.batch)
                 batch += consumer.read(args.batch, block_ms=None if args.once else args.block_ms)
-                if metrics is not None:
-                    backlog = consumer.backlog()
-                    metrics.backlog(args.group, backlog.total_lag, backlog.total_pending)
                 for finding in batch:
                     outcome = notifier.deliver(finding)
                     if outcome is None:
                         break  # stopped: the event stays pending, reclaimable
                     report.outcome(outcome)
+                if metrics is not None:
+                    backlog = consumer.backlog()
+                    metrics.backlog(args.group, backlog.total_lag, backlog.total_pending)
             except RACStoreError as exc:
                 if args.once:
                     raise
