@@ -21,7 +21,7 @@ import inspect
 import uuid
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from .models import DomainAck, create_domain_ack
 from .validation import action_key, canonical_run_id
@@ -93,21 +93,35 @@ def current_action() -> AuditedAction | None:
     return _current.get()
 
 
-class _Entered:
-    """Makes an action the current one while its block runs (sync and async share it)."""
+S = TypeVar("S")
 
-    def __init__(self, action: AuditedAction) -> None:
-        self.action = action
+
+class AuditedBlock(Generic[S]):
+    """What the sync and the asyncio context manager share: the action, made current while
+    its block runs, and the ack of its outcome."""
+
+    def __init__(
+        self,
+        store: S,
+        run_id: uuid.UUID | str,
+        domain: str,
+        action: str,
+        result_id: str | None = None,
+    ) -> None:
+        self._store = store
+        self.action = AuditedAction(run_id, domain, action, result_id)
         self._token: contextvars.Token[AuditedAction | None] | None = None
 
-    def enter(self) -> AuditedAction:
+    def _enter(self) -> AuditedAction:
         self._token = _current.set(self.action)
         return self.action
 
-    def leave(self) -> None:
+    def _leave(self, exc: BaseException | None) -> tuple[uuid.UUID, DomainAck]:
+        """The block ended (``exc``: what it raised): the run id and the ack to send."""
         if self._token is not None:
             _current.reset(self._token)
             self._token = None
+        return self.action.run_id, self.action.ack(exc)
 
 
 class SyncAckSender(Protocol):
@@ -117,7 +131,7 @@ class SyncAckSender(Protocol):
         """Record one ack."""
 
 
-class Audited:
+class Audited(AuditedBlock[SyncAckSender]):
     """``with store.audited(run, domain, action) as action:`` (see the module docstring).
 
     The ack is sent when the block ends, also when it raises. If the ack cannot be
@@ -125,19 +139,8 @@ class Audited:
     ``__context__``): an action whose ack was lost must not look recorded.
     """
 
-    def __init__(
-        self,
-        store: SyncAckSender,
-        run_id: uuid.UUID | str,
-        domain: str,
-        action: str,
-        result_id: str | None = None,
-    ) -> None:
-        self._store = store
-        self._entered = _Entered(AuditedAction(run_id, domain, action, result_id))
-
     def __enter__(self) -> AuditedAction:
-        return self._entered.enter()
+        return self._enter()
 
     def __exit__(
         self,
@@ -145,9 +148,7 @@ class Audited:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._entered.leave()
-        action = self._entered.action
-        self._store.add_ack(action.run_id, action.ack(exc))
+        self._store.add_ack(*self._leave(exc))
 
 
 def run_id_finder(

@@ -31,7 +31,25 @@ def drive(steps: Steps[T], execute: Callable[[Call], Any]) -> T:
         return done.value  # type: ignore[no-any-return]
 
 
-class FindingsConsumer:
+class ConsumerBase:
+    """What the sync and the asyncio consumer share: the sender and the sans-I/O state."""
+
+    def __init__(self, execute: Any, cursor: GroupCursor) -> None:
+        self._execute = execute
+        self._cursor = cursor
+
+    @property
+    def group(self) -> str:
+        """The consumer group's name (the same in every shard)."""
+        return self._cursor.group
+
+    @property
+    def name(self) -> str:
+        """This consumer's name within the group."""
+        return self._cursor.consumer
+
+
+class FindingsConsumer(ConsumerBase):
     """Reads findings as consumer ``name`` of group ``group``: at-least-once, shared, gap-aware.
 
     * :meth:`read` delivers events no consumer of the group has had yet; each event
@@ -45,18 +63,7 @@ class FindingsConsumer:
     """
 
     def __init__(self, execute: Callable[[Call], Any], cursor: GroupCursor) -> None:
-        self._execute = execute
-        self._cursor = cursor
-
-    @property
-    def group(self) -> str:
-        """The consumer group's name (the same in every shard)."""
-        return self._cursor.group
-
-    @property
-    def name(self) -> str:
-        """This consumer's name within the group."""
-        return self._cursor.consumer
+        super().__init__(execute, cursor)
 
     def read(self, count: int = 100, block_ms: int | None = None) -> list[Finding]:
         """Up to ``count`` new events (oldest first, GAP records included); waits up to

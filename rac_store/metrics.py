@@ -181,33 +181,26 @@ class DeliveryMetrics:
 
     def __init__(self, registry: Any = None) -> None:
         prom, options = _prometheus(registry)
-        label = ["group"]
-        self._delivered = prom.Counter(
-            "rac_notify_delivered_total", "Events delivered and acked", label, **options
+
+        def make(kind: Any, name: str, documentation: str) -> Any:
+            return kind(name, documentation, ["group"], **options)
+
+        self._delivered, self._failures, self._dead, self._lost = (
+            make(prom.Counter, name, documentation)
+            for name, documentation in (
+                ("rac_notify_delivered_total", "Events delivered and acked"),
+                ("rac_notify_attempt_failures_total", "Delivery attempts that failed"),
+                ("rac_notify_dead_letters_total", "Events moved to a dead-letter stream"),
+                ("rac_findings_lost_total", "Events a consumer group lost (trimmed)"),
+            )
         )
-        self._failures = prom.Counter(
-            "rac_notify_attempt_failures_total", "Delivery attempts that failed", label, **options
-        )
-        self._dead = prom.Counter(
-            "rac_notify_dead_letters_total",
-            "Events moved to a dead-letter stream",
-            label,
-            **options,
-        )
-        self._lost = prom.Counter(
-            "rac_findings_lost_total", "Events a consumer group lost (trimmed)", label, **options
-        )
-        self._lag = prom.Gauge(
-            "rac_findings_delivery_lag", "Events not delivered to the group yet", label, **options
-        )
-        self._pending = prom.Gauge(
-            "rac_findings_pending", "Events delivered and not acked yet", label, **options
-        )
-        self._last = prom.Gauge(
-            "rac_notify_last_delivery_timestamp_seconds",
-            "Unix time of the last delivery",
-            label,
-            **options,
+        self._lag, self._pending, self._last = (
+            make(prom.Gauge, name, documentation)
+            for name, documentation in (
+                ("rac_findings_delivery_lag", "Events not delivered to the group yet"),
+                ("rac_findings_pending", "Events delivered and not acked yet"),
+                ("rac_notify_last_delivery_timestamp_seconds", "Unix time of the last delivery"),
+            )
         )
 
     def start(self, group: str) -> None:

@@ -31,6 +31,7 @@ from rac_store.metrics import PrometheusMetrics
 from rac_store.reconciler import AuditReconciler
 
 from .support.redis_server import RedisServer, free_port
+from .support.webhook import Webhook
 
 pytestmark = [pytest.mark.redis_only, pytest.mark.slow]
 
@@ -113,14 +114,8 @@ def exported(
     poisoned = uuid.uuid4()
     store.execute(store.core.record_finding(poisoned, "INCOMPLETE", [("missing", "1")]))
     (tmp_path / "poison").write_text(str(poisoned))
-    hook = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.webhook", "--log", str(tmp_path / "hook.jsonl"),
-         "--poison", str(tmp_path / "poison")],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    processes.append(hook)
-    assert hook.stdout is not None
-    hook_port = int(hook.stdout.readline().split()[1])
+    hook = Webhook(tmp_path / "hook.jsonl", "--poison", str(tmp_path / "poison"))
+    processes.append(hook.process)
     sweep_port, notify_port = free_port(), free_port()
     local = ("--metrics-host", "127.0.0.1", "--redis-url", redis_server.url)
     sweeper = subprocess.Popen(
@@ -128,7 +123,7 @@ def exported(
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     notifier = subprocess.Popen(
-        [RAC_STORE, "notify", "--webhook", f"http://127.0.0.1:{hook_port}/", "--group", "pager",
+        [RAC_STORE, "notify", "--webhook", hook.url, "--group", "pager",
          "--block-ms", "100", "--max-tries", "2", "--backoff", "0.01", "--max-backoff", "0.02",
          "--metrics-port", str(notify_port), *local],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -20,43 +20,12 @@ import pytest
 from rac_store import AuditStore
 
 from .support.redis_server import RedisServer
+from .support.webhook import Webhook
 
 pytestmark = pytest.mark.redis_only
 
-ROOT = Path(__file__).resolve().parent.parent
 RAC_STORE = str(Path(sys.executable).parent / "rac-store")
 FAST = ("--backoff", "0.01", "--max-backoff", "0.05", "--timeout", "1")
-
-
-class Webhook:
-    """A ``tests.support.webhook`` process and what it received."""
-
-    def __init__(self, log: Path, *options: str) -> None:
-        self.log = log
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.webhook", "--log", str(log), *options],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        assert line.startswith("ready "), line
-        self.port = int(line.split()[1])
-        self.url = f"http://127.0.0.1:{self.port}/hook"
-
-    def requests(self) -> list[dict[str, Any]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
-
-    def accepted(self) -> list[dict[str, Any]]:
-        """The bodies answered with a 2xx (the sender was told: delivered)."""
-        return [r["body"] for r in self.requests() if 200 <= r["status"] < 300]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Protocol
 
-from ..audited import AuditedAction, F, _Entered, run_id_finder
+from ..audited import AuditedAction, AuditedBlock, F, run_id_finder
 from ..models import DomainAck
 from ..validation import action_key
 
@@ -54,22 +54,11 @@ async def send_shielded(sending: Awaitable[Any]) -> Any:
     return await asyncio.shield(future)
 
 
-class AsyncAudited:
+class AsyncAudited(AuditedBlock[AsyncAckSender]):
     """``async with store.audited(run, domain, action) as action:`` on an AsyncAuditStore."""
 
-    def __init__(
-        self,
-        store: AsyncAckSender,
-        run_id: uuid.UUID | str,
-        domain: str,
-        action: str,
-        result_id: str | None = None,
-    ) -> None:
-        self._store = store
-        self._entered = _Entered(AuditedAction(run_id, domain, action, result_id))
-
     async def __aenter__(self) -> AuditedAction:
-        return self._entered.enter()
+        return self._enter()
 
     async def __aexit__(
         self,
@@ -77,9 +66,7 @@ class AsyncAudited:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._entered.leave()
-        action = self._entered.action
-        await send_shielded(self._store.add_ack(action.run_id, action.ack(exc)))
+        await send_shielded(self._store.add_ack(*self._leave(exc)))
 
 
 def audit_async(

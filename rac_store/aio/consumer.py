@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from ..consumer import ConsumerBase
 from ..core import Call
 from ..findings_groups import Backlog, GroupCursor, Pause, Steps, T
 from ..models import Finding
@@ -29,22 +30,11 @@ async def drive_async(steps: Steps[T], execute: Callable[[Call], Awaitable[Any]]
         return done.value  # type: ignore[no-any-return]
 
 
-class AsyncFindingsConsumer:
+class AsyncFindingsConsumer(ConsumerBase):
     """See :class:`~rac_store.consumer.FindingsConsumer`; every method is a coroutine."""
 
     def __init__(self, execute: Callable[[Call], Awaitable[Any]], cursor: GroupCursor) -> None:
-        self._execute = execute
-        self._cursor = cursor
-
-    @property
-    def group(self) -> str:
-        """The consumer group's name."""
-        return self._cursor.group
-
-    @property
-    def name(self) -> str:
-        """This consumer's name within the group."""
-        return self._cursor.consumer
+        super().__init__(execute, cursor)
 
     async def read(self, count: int = 100, block_ms: int | None = None) -> list[Finding]:
         """See :meth:`FindingsConsumer.read`."""

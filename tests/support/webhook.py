@@ -6,18 +6,51 @@ ones 200; a body whose ``run_id`` is in ``--poison FILE`` always gets 500;
 ``--delay`` slows every answer. Every request is appended to ``--log`` as one
 JSON line: ``{"n", "status", "body"}``, written before the answer is sent, so
 ``status`` 2xx means the sender was told "delivered". Prints ``ready <port>``.
+:class:`Webhook` starts one from a test and reads what it received.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+
+class Webhook:
+    """A ``tests.support.webhook`` process and what it received."""
+
+    def __init__(self, log: Path, *options: str) -> None:
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.webhook", "--log", str(log), *options],
+            cwd=Path(__file__).resolve().parent.parent.parent,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line.startswith("ready "), line
+        self.port = int(line.split()[1])
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+
+    def requests(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def accepted(self) -> list[dict[str, Any]]:
+        """The bodies answered with a 2xx (the sender was told: delivered)."""
+        return [r["body"] for r in self.requests() if 200 <= r["status"] < 300]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
 
 
 def main(argv: list[str] | None = None) -> None:
