@@ -29,7 +29,7 @@
 -- @include "common"
 
 if #KEYS ~= 1 or #ARGV ~= 3 then return redis.error_reply('RAC_BADARG expected 1 key and 3 arguments') end
-local key, group, consumer = KEYS[1], ARGV[1], ARGV[2]
+local stream_key, group, consumer = KEYS[1], ARGV[1], ARGV[2]
 if group == '' then return redis.error_reply('RAC_BADARG group') end
 if consumer == '' then return redis.error_reply('RAC_BADARG consumer') end
 local count = whole(ARGV[3])
@@ -50,10 +50,10 @@ local function id_before(a, b)
   return ams < bms or (ams == bms and tonumber(aseq) < tonumber(bseq))
 end
 
-if redis.call('EXISTS', key) == 0 then
-  redis.call('XGROUP', 'CREATE', key, group, '0', 'MKSTREAM', 'ENTRIESREAD', 0)
+if redis.call('EXISTS', stream_key) == 0 then
+  redis.call('XGROUP', 'CREATE', stream_key, group, '0', 'MKSTREAM', 'ENTRIESREAD', 0)
 end
-local stream = redis.call('XINFO', 'STREAM', key)
+local stream = redis.call('XINFO', 'STREAM', stream_key)
 local length = field(stream, 'length')
 local added = field(stream, 'entries-added')
 local last_id = field(stream, 'last-generated-id')
@@ -62,12 +62,12 @@ local first = field(stream, 'first-entry')
 local settled = added - length
 
 local info = nil
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream_key)) do
   if field(g, 'name') == group then info = g end
 end
 local lost = 0
 if info == nil then
-  redis.call('XGROUP', 'CREATE', key, group, '0', 'ENTRIESREAD', settled)
+  redis.call('XGROUP', 'CREATE', stream_key, group, '0', 'ENTRIESREAD', settled)
 else
   local delivered = field(info, 'last-delivered-id')
   local oldest = first and first[1] or last_id
@@ -75,16 +75,16 @@ else
     local lag = field(info, 'lag')
     if lag then lost = math.max(0, lag - length) else lost = -1 end
     if lost ~= 0 then
-      redis.call('XGROUP', 'SETID', key, group, delivered, 'ENTRIESREAD', settled)
+      redis.call('XGROUP', 'SETID', stream_key, group, delivered, 'ENTRIESREAD', settled)
     end
   end
 end
 
 local entries = {}
 if count > 0 then
-  local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', key, '>')
+  local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', stream_key, '>')
   if reply then
-    -- Redis replies { {key, entries} }; the embedded server { key, entries }.
+    -- Redis replies { {key, entries} }; the embedded server { stream_key, entries }.
     local pair = reply
     if type(reply[1]) == 'table' then pair = reply[1] end
     entries = pair[2] or {}
