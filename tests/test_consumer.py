@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import redis
 
 from rac_store import (
     AsyncAuditReconciler,
@@ -32,6 +33,7 @@ from rac_store.consumer import FindingsConsumer
 from rac_store.embedded import create_embedded_client, create_embedded_server
 from rac_store.findings_groups import lost_count
 
+from .support.findings_events import add_event
 from .support.redis_server import RedisServer
 from .support.targets import ServerTarget
 
@@ -53,12 +55,8 @@ class Env:
     def produce(self, n: int) -> list[tuple[int, str]]:
         """``n`` findings events (INCOMPLETE verdicts of new runs); (shard, stream id) of each."""
         core = self.store.core
-        made = []
-        for i in range(n):
-            run = str(uuid.uuid4())
-            entry = self.store.execute(core.record_finding(run, "INCOMPLETE", [("n", str(i))]))
-            made.append((core.keys.shard_of(run), entry.decode()))
-        return made
+        made = [add_event(self.raw, core.keys, core.findings_maxlen, n=str(i)) for i in range(n)]
+        return [(shard, entry) for shard, entry, _ in made]
 
     def added(self) -> dict[int, int]:
         """Events ever added to each shard's stream (``entries-added``)."""
@@ -261,7 +259,7 @@ def test_an_existing_group_is_used_as_it_is(open_env: EnvFactory) -> None:
 def _produce_later(url: str, delay: float) -> None:
     time.sleep(delay)
     store = AuditStore.from_url(url, shards=SHARDS, metrics=False)
-    store.execute(store.core.record_finding(uuid.uuid4(), "STALE", []))
+    add_event(store.client, store.core.keys, store.core.findings_maxlen, "STALE")
     store.close()
 
 
@@ -337,15 +335,18 @@ def test_async_consumer(async_url: str | None) -> None:
             return AsyncAuditStore(create_embedded_async_client(server), **options)
         return AsyncAuditStore.from_url(async_url, **options)
 
+    # a sync client of the same server writes the events
+    raw = create_embedded_client(server) if async_url is None else redis.Redis.from_url(async_url)
+
     async def main() -> tuple[list[Finding], list[Finding], list[Finding], int]:
         async with open_store(findings_maxlen=10) as store:
             rec = AsyncAuditReconciler(store, metrics=False)
             one, two = rec.consumer("g", "one"), rec.consumer("g", "two")
             for _ in range(3):
-                await store.execute(store.core.record_finding(uuid.uuid4(), "STALE", []))
+                add_event(raw, store.core.keys, 10, "STALE")
             first = await one.read(2)
             for _ in range(300):
-                await store.execute(store.core.record_finding(uuid.uuid4(), "STALE", []))
+                add_event(raw, store.core.keys, 10, "STALE")
             rest: list[Finding] = []
             while batch := await two.read(100):
                 rest += batch
@@ -375,7 +376,7 @@ def test_loss_figures_of_a_consumer_far_behind(redis_client: Any) -> None:
     first = consumer.read(5)
     consumer.ack(first)
     for _ in range(30_000):
-        store.execute(store.core.record_finding(uuid.uuid4(), "INCOMPLETE", [("missing", "1")]))
+        add_event(redis_client, store.core.keys, 10_000, missing="1")
     found = drain(consumer, 1000)
     gaps = [f for f in found if f.type is FindingType.GAP]
     lost = sum(lost_count(f) or 0 for f in gaps)

@@ -30,6 +30,7 @@ from rac_store.embedded import create_embedded_client
 from rac_store.metrics import PrometheusMetrics
 from rac_store.reconciler import AuditReconciler
 
+from .support.findings_events import add_event
 from .support.redis_server import RedisServer, free_port
 from .support.webhook import Webhook
 
@@ -111,8 +112,7 @@ def exported(
     store = AuditStore(redis_client, metrics=False)
     overdue = uuid.uuid4()
     store.add_expectations(overdue, [AuditExpectation(overdue, "d", "late", 0)])
-    poisoned = uuid.uuid4()
-    store.execute(store.core.record_finding(poisoned, "INCOMPLETE", [("missing", "1")]))
+    _, _, poisoned = add_event(redis_client, store.core.keys, 10_000, missing="1")
     (tmp_path / "poison").write_text(str(poisoned))
     hook = Webhook(tmp_path / "hook.jsonl", "--poison", str(tmp_path / "poison"))
     processes.append(hook.process)
@@ -136,11 +136,11 @@ def exported(
             and (value(s, "rac_sweep_last_success_timestamp_seconds") or 0) > 0
         ),
     )
-    # the sweeper's MISSING event and the poisoned INCOMPLETE one reach the notifier
+    # the sweeper's events (its MISSING mark, …) and the poisoned INCOMPLETE one reach the notifier
     notified = wait_until(
         notify_port,
         lambda s: (
-            value(s, "rac_notify_delivered_total", group="pager") == 1
+            (value(s, "rac_notify_delivered_total", group="pager") or 0) >= 1
             and value(s, "rac_notify_dead_letters_total", group="pager") == 1
             and value(s, "rac_findings_delivery_lag", group="pager") == 0
             and value(s, "rac_findings_pending", group="pager") == 0
@@ -150,7 +150,8 @@ def exported(
         process.send_signal(signal.SIGTERM)
     assert notifier.wait(30) == 0 and sweeper.wait(30) == 0
     assert notifier.stdout is not None
-    assert "1 delivered, 1 dead-lettered, 0 lost" in notifier.stdout.read()
+    delivered = value(notified, "rac_notify_delivered_total", group="pager")
+    assert f"{delivered:g} delivered, 1 dead-lettered, 0 lost" in notifier.stdout.read()
     names = application_names() | {name for name, _ in swept} | {name for name, _ in notified}
     return names, swept, notified
 

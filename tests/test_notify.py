@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from rac_store import AuditStore
 
+from .support.findings_events import add_event
 from .support.redis_server import RedisServer
 from .support.webhook import Webhook
 
@@ -49,12 +49,11 @@ def store(redis_client: Any) -> AuditStore:
 
 def produce(store: AuditStore, n: int) -> list[tuple[int, str, str]]:
     """``n`` INCOMPLETE events of new runs: (shard, stream id, run id) of each."""
-    made = []
-    for i in range(n):
-        run = str(uuid.uuid4())
-        call = store.core.record_finding(run, "INCOMPLETE", [("missing", "1"), ("n", str(i))])
-        made.append((store.core.keys.shard_of(run), store.execute(call).decode(), run))
-    return made
+    core = store.core
+    return [
+        add_event(store.client, core.keys, core.findings_maxlen, missing="1", n=str(i))
+        for i in range(n)
+    ]
 
 
 def notify(url: str, hook: Webhook, *options: str, timeout: float = 120) -> Any:
