@@ -9,6 +9,11 @@
   command at all. Redis checks each command a script runs against the user
   that called the script, so a script run by the inspector cannot write either.
 
+* **alerting**: consumes the findings streams with consumer groups
+  (``AuditReconciler.consumer``, ``rac-store notify``): only the shards' findings
+  and dead-letter streams (``~<prefix>:{*}:findings*``) and ``<prefix>:meta``
+  (the layout check); no access to run data at all.
+
 ``rac-store acl`` (:mod:`rac_store.cli.acl`) prints the ``ACL SETUSER`` lines;
 docs/security.md explains them.
 """
@@ -34,12 +39,15 @@ WAITAOF = ("waitaof",)
 """Only for stores made with ``wait_aof`` (Redis >= 7.2: older servers reject the name)."""
 
 
-def _rules(prefixes: Sequence[str], commands: Sequence[str]) -> list[str]:
+def _rules(
+    prefixes: Sequence[str], commands: Sequence[str], keys: Sequence[str] = ("~P:*",)
+) -> list[str]:
+    """``keys``: key patterns, ``P`` standing for each prefix."""
     if any(not p or any(c in p for c in "*?[]\\ ") for p in prefixes):
         raise ValueError(f"prefixes must be plain words: {prefixes!r}")
     return [
         "resetkeys",
-        *(f"~{prefix}:*" for prefix in prefixes or ("rac",)),
+        *(key.replace("P", prefix, 1) for prefix in prefixes or ("rac",) for key in keys),
         "resetchannels",
         "-@all",
         *(f"+{command}" for command in commands),
@@ -61,3 +69,19 @@ def inspector_rules(*prefixes: str) -> list[str]:
 def setuser_line(user: str, rules: Sequence[str], password: str = "<password>") -> str:
     """An ``ACL SETUSER`` command line (for redis-cli or an ACL file with ``user``)."""
     return " ".join(["ACL", "SETUSER", user, "on", f">{password}", *rules])
+
+
+GROUPS = (
+    "exists", "hmget", "hget", "xread", "xrevrange", "xinfo|stream", "xinfo|groups",
+    "xgroup|create", "xgroup|setid", "xreadgroup", "xack", "xautoclaim", "xpending", "xadd",
+)  # fmt: skip
+"""What a findings consumer sends and its scripts run (``read_group.lua``,
+``dead_letter.lua``): ``hmget`` for the store's layout check, ``xadd`` for dead letters."""
+
+
+def alerting_rules(*prefixes: str) -> list[str]:
+    """ACL rules of an alerting consumer: consumer groups on the findings streams only."""
+    # P:meta: the store's start-up check runs init_meta.lua, and Redis checks a write
+    # script's declared keys for write access; the user has no hash write command.
+    keys = ("~P:{*}:findings*", "~P:meta")
+    return _rules(prefixes, [*CONNECTION, *SCRIPTING, *GROUPS], keys)

@@ -79,6 +79,10 @@ class KeySpace:
         """The findings stream of every shard, in shard order."""
         return [self.findings(shard) for shard in range(self.shards)]
 
+    def dead_letters(self, shard: int) -> str:
+        """The dead-letter stream of one shard (findings a consumer could not deliver)."""
+        return f"{self.prefix}:{{{shard}}}:findings:dead"
+
     def _build_run_keys(self, run_id: str) -> RunKeys:
         base = f"{self.prefix}:{{{self.shard_of(run_id)}}}:"
         return RunKeys(

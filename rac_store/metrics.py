@@ -11,6 +11,11 @@ nothing. The names are those of the reconciler this package replaces:
 - ``rac_reconciliation_duration_seconds``: time of one reconciliation (histogram)
 - ``rac_acks_recorded_total``: acks the store recorded (duplicates excluded)
 - ``rac_acks_duplicate_total``: acks the store ignored as duplicates
+
+The long-running commands export their own, from the process that runs them
+(``--metrics-port``): :class:`SweeperMetrics` (``rac-store sweep --every``) and
+:class:`DeliveryMetrics` (``rac-store notify``). Dashboards and alerting rules
+for all of them: ``deploy/`` (docs/integrations.md).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any, Literal, Protocol
 
-from .models import AckOutcome, ReconciliationResult
+from .models import AckOutcome, ReconciliationResult, SweepReport
 
 
 class Metrics(Protocol):
@@ -112,3 +117,122 @@ def resolve_metrics(metrics: MetricsOption) -> Metrics | None:
     if metrics is False:
         return None
     return metrics
+
+
+def _prometheus(registry: Any) -> tuple[Any, dict[str, Any]]:
+    import prometheus_client as prom  # noqa: PLC0415  (the optional extra, imported lazily)
+
+    return prom, ({} if registry is None else {"registry": registry})
+
+
+class SweeperMetrics:
+    """What a sweeper (``rac-store sweep --every``) exports.
+
+    - ``rac_sweeps_total``: sweeps done
+    - ``rac_sweep_errors_total``: sweeps that failed (the sweeper goes on)
+    - ``rac_sweep_last_success_timestamp_seconds``: when the last sweep succeeded (unix time)
+    - ``rac_sweep_duration_seconds``: time of one sweep (histogram)
+    - ``rac_sweep_runs_total``: due runs swept
+    - ``rac_sweep_findings_total{type}``: MISSING marks and EXPIRED runs found
+    """
+
+    def __init__(self, registry: Any = None) -> None:
+        prom, options = _prometheus(registry)
+        self.sweeps = prom.Counter("rac_sweeps_total", "Sweeps done", **options)
+        self.errors = prom.Counter("rac_sweep_errors_total", "Sweeps that failed", **options)
+        self.last_success = prom.Gauge(
+            "rac_sweep_last_success_timestamp_seconds",
+            "Unix time of the last successful sweep",
+            **options,
+        )
+        self.duration = prom.Histogram("rac_sweep_duration_seconds", "Time of one sweep", **options)
+        self.runs = prom.Counter("rac_sweep_runs_total", "Due runs swept", **options)
+        self.findings = prom.Counter(
+            "rac_sweep_findings_total", "Findings of sweeps by type", ["type"], **options
+        )
+        for kind in ("MISSING", "EXPIRED"):
+            self.findings.labels(type=kind)
+
+    def observe_sweep(self, report: SweepReport, seconds: float) -> None:
+        """Count one successful sweep and what it found."""
+        self.sweeps.inc()
+        self.duration.observe(seconds)
+        self.runs.inc(report.runs_swept)
+        self.findings.labels(type="MISSING").inc(len(report.missing))
+        self.findings.labels(type="EXPIRED").inc(len(report.expired))
+        self.last_success.set_to_current_time()
+
+    def observe_error(self) -> None:
+        """Count one failed sweep."""
+        self.errors.inc()
+
+
+class DeliveryMetrics:
+    """What a findings consumer (``rac-store notify``) exports, by consumer group.
+
+    - ``rac_notify_delivered_total{group}``: events POSTed with a 2xx answer and acked
+    - ``rac_notify_attempt_failures_total{group}``: POSTs that failed (tried again or not)
+    - ``rac_notify_dead_letters_total{group}``: events moved to a dead-letter stream
+    - ``rac_findings_lost_total{group}``: events the group lost (GAP records)
+    - ``rac_findings_delivery_lag{group}``: events not delivered to the group yet
+    - ``rac_findings_pending{group}``: events delivered and not acked yet
+    - ``rac_notify_last_delivery_timestamp_seconds{group}``: unix time of the last delivery
+    """
+
+    def __init__(self, registry: Any = None) -> None:
+        prom, options = _prometheus(registry)
+
+        def make(kind: Any, name: str, documentation: str) -> Any:
+            return kind(name, documentation, ["group"], **options)
+
+        self._delivered, self._failures, self._dead, self._lost = (
+            make(prom.Counter, name, documentation)
+            for name, documentation in (
+                ("rac_notify_delivered_total", "Events delivered and acked"),
+                ("rac_notify_attempt_failures_total", "Delivery attempts that failed"),
+                ("rac_notify_dead_letters_total", "Events moved to a dead-letter stream"),
+                ("rac_findings_lost_total", "Events a consumer group lost (trimmed)"),
+            )
+        )
+        self._lag, self._pending, self._last = (
+            make(prom.Gauge, name, documentation)
+            for name, documentation in (
+                ("rac_findings_delivery_lag", "Events not delivered to the group yet"),
+                ("rac_findings_pending", "Events delivered and not acked yet"),
+                ("rac_notify_last_delivery_timestamp_seconds", "Unix time of the last delivery"),
+            )
+        )
+
+    def start(self, group: str) -> None:
+        """Export every series of ``group`` from the start (counters at 0)."""
+        for metric in (self._delivered, self._failures, self._dead, self._lost):
+            metric.labels(group=group)
+
+    def delivered(self, group: str) -> None:
+        """One event delivered and acked."""
+        self._delivered.labels(group=group).inc()
+        self._last.labels(group=group).set_to_current_time()
+
+    def attempt_failed(self, group: str) -> None:
+        """One failed POST."""
+        self._failures.labels(group=group).inc()
+
+    def dead_lettered(self, group: str) -> None:
+        """One event dead-lettered."""
+        self._dead.labels(group=group).inc()
+
+    def lost(self, group: str, events: int) -> None:
+        """Events a GAP record reported lost."""
+        self._lost.labels(group=group).inc(events)
+
+    def backlog(self, group: str, lag: int, pending: int) -> None:
+        """The group's lag and pending count, as last read."""
+        self._lag.labels(group=group).set(lag)
+        self._pending.labels(group=group).set(pending)
+
+
+def serve(port: int, host: str = "0.0.0.0") -> None:
+    """Export the default registry over HTTP (``/metrics``) from a background thread."""
+    import prometheus_client as prom  # noqa: PLC0415
+
+    prom.start_http_server(port, addr=host)

@@ -120,6 +120,9 @@ class FindingType(TextEnum):
     """A reconciliation found missing, failed or drift actions."""
     STALE = "STALE"
     """A reconciliation found the run's liveness expectation missing."""
+    GAP = "GAP"
+    """Not a stream event: a consumer group lost ``details["lost"]`` events of a shard
+    (trimmed before the group read them; see :meth:`AuditReconciler.consumer`)."""
 
 
 def _text(value: str) -> str:

@@ -16,9 +16,11 @@ from typing import Any, Protocol
 
 from . import reconciliation as rc
 from .cluster import is_cluster
+from .consumer import FindingsConsumer
 from .core import DEFAULT_SWEEP_MARKS, Call, StoreCore
 from .errors import ReadOnlyStoreError
 from .findings import FindingsCursor, ReadPlan, Since
+from .findings_groups import GroupCursor
 from .metrics import Metrics, MetricsOption, resolve_metrics
 from .models import AuditExpectation, Finding, PendingReport, ReconciliationResult, SweepReport
 from .store import AuditStore, get_audit_store
@@ -98,6 +100,11 @@ class ReconcilerBase:
         self._check_writable("sweep")
         return rc.sweep_steps(self._core, limit, marks_per_run)
 
+    def _group_cursor(self, group: str, name: str) -> GroupCursor:
+        """The sans-I/O state of consumer ``name`` of ``group`` on this store."""
+        per_shard = is_cluster(getattr(self._store, "client", None))
+        return GroupCursor(self._core, group, name, per_shard)
+
     def _observed(self, result: ReconciliationResult, started: float) -> ReconciliationResult:
         if self._metrics is not None:
             self._metrics.observe_reconciliation(result, time.perf_counter() - started)
@@ -173,6 +180,15 @@ class AuditReconciler(ReconcilerBase):
     def findings_positions(self) -> dict[int, str]:
         """The last stream id of every shard: pass it as ``since`` to read what comes after."""
         return self._run(rc.positions_steps(self._core))
+
+    def consumer(self, group: str, name: str) -> FindingsConsumer:
+        """Consumer ``name`` of consumer group ``group`` over every shard's findings stream.
+
+        At-least-once delivery shared by the group's consumers, reclaimable pending
+        events, and GAP records for events the bounded streams lost before the group
+        read them (see :class:`~rac_store.consumer.FindingsConsumer`, docs/integrations.md).
+        """
+        return FindingsConsumer(self._store.execute, self._group_cursor(group, name))
 
 
 def _never() -> bool:

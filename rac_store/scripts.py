@@ -38,6 +38,8 @@ class Script(str, Enum):
     SWEEP_RUN = "sweep_run"
     RECORD_FINDING = "record_finding"
     END_RUN = "end_run"
+    READ_GROUP = "read_group"
+    DEAD_LETTER = "dead_letter"
 
     def __str__(self) -> str:
         return self.value

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import redis
 
 from . import core
+from .audited import Audited, F, audit_sync
 from .cluster import is_cluster
 from .connect import client_from_url
 from .core import Call
@@ -169,6 +170,23 @@ class AuditStore(StoreBase):
     def close(self) -> None:
         """Close the client's connections."""
         self._client.close()
+
+    # -- audited actions ----------------------------------------------------------------
+    def audited(
+        self, run_id: uuid.UUID | str, domain: str, action: str, *, result_id: str | None = None
+    ) -> Audited:
+        """``with store.audited(run, domain, action) as act:``: acks the block's outcome.
+
+        Success when it ends (with ``act.result_id``), a failure
+        ``"<ExceptionType>: <message>"`` when it raises (re-raised), a rollback after
+        ``act.rollback(reason)``. See :mod:`rac_store.audited`.
+        """
+        return Audited(self, run_id, domain, action, result_id)
+
+    def audit(self, domain: str, action: str, *, run_id_arg: str = "run_id") -> Callable[[F], F]:
+        """A decorator: each call of the function is one :meth:`audited` block, for the
+        run id its argument ``run_id_arg`` carries (see ``rac_store.audited.current_action``)."""
+        return audit_sync(self, domain, action, run_id_arg)
 
 
 _store: AuditStore | None = None

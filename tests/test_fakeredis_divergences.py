@@ -59,3 +59,15 @@ def test_no_info_command(fake: Any, redis_server: RedisServer) -> None:
         fake.info("server")
     with redis_server.client() as client:
         assert client.info("server")["redis_version"]
+
+
+def test_xreadgroup_inside_a_script_replies_flat(fake: Any, redis_client: redis.Redis) -> None:
+    """Workaround: read_group.lua accepts both ``{{key, entries}}`` and ``{key, entries}``."""
+    text = (
+        "redis.call('XADD', KEYS[1], '1-1', 'f', 'v')\n"
+        "redis.call('XGROUP', 'CREATE', KEYS[1], 'g', '0')\n"
+        "local r = redis.call('XREADGROUP', 'GROUP', 'g', 'c', 'STREAMS', KEYS[1], '>')\n"
+        "return type(r[1])"
+    )
+    assert redis_client.eval(text, 1, "s") == b"table"
+    assert fake.eval(text, 1, "s") == b"string"

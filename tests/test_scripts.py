@@ -41,13 +41,22 @@ KEY_PARAMETERS = (
 """What the first argument of a keyed redis.call may be: KEYS, or a helper's key parameter."""
 
 
+SUBCOMMANDS = ("XINFO", "XGROUP", "XREADGROUP")
+"""Commands whose key follows a subcommand or options (checked among all their arguments)."""
+
+
 def test_no_script_builds_a_key_name() -> None:
     for name in tuple(Script):
         body = load_source(name).server_text
         for call in re.findall(r"redis\.call\('(\w+)',\s*([^,)]+)", body):
             command, first = call
+            if command in SUBCOMMANDS:
+                continue
             if command != "TIME":
                 assert first.startswith(KEY_PARAMETERS), (name, call)
+        for args in re.findall(rf"redis\.call\('(?:{'|'.join(SUBCOMMANDS)})',([^)]*)\)", body):
+            keys = [a.strip() for a in args.split(",") if a.strip().startswith(KEY_PARAMETERS)]
+            assert len(keys) == 1, (name, args)
 
 
 def _work(store: AuditStore) -> str:

@@ -16,6 +16,7 @@ from ..core import DEFAULT_SWEEP_MARKS
 from ..metrics import MetricsOption
 from ..models import AuditExpectation, PendingReport, ReconciliationResult, SweepReport
 from ..reconciler import ReconcilerBase
+from .consumer import AsyncFindingsConsumer
 
 
 class AsyncAuditReconciler(ReconcilerBase):
@@ -65,3 +66,7 @@ class AsyncAuditReconciler(ReconcilerBase):
     async def findings_positions(self) -> dict[int, str]:
         """See :meth:`AuditReconciler.findings_positions`."""
         return await self._run(rc.positions_steps(self._core))
+
+    def consumer(self, group: str, name: str) -> AsyncFindingsConsumer:
+        """See :meth:`AuditReconciler.consumer` (making one does no I/O)."""
+        return AsyncFindingsConsumer(self._store.execute, self._group_cursor(group, name))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -19,12 +19,14 @@ import redis
 
 from .. import core
 from ..acks import single_ack_group
+from ..audited import F
 from ..connect import async_client_from_url
 from ..core import Call
 from ..embedded import create_embedded_async_client
 from ..models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from ..server_checks import INFO_SECTIONS, info_denied
 from ..store_base import StoreBase, StoreOptions
+from .audited import AsyncAudited, audit_async
 from .autopipeline import DEFAULT_MAX_BATCH, AckPipeline
 from .sending import AsyncSender
 
@@ -212,6 +214,19 @@ class AsyncAuditStore(StoreBase):
             await self.flush()
         finally:
             await self._client.aclose()
+
+    # -- audited actions ----------------------------------------------------------------
+    def audited(
+        self, run_id: uuid.UUID | str, domain: str, action: str, *, result_id: str | None = None
+    ) -> AsyncAudited:
+        """``async with store.audited(run, domain, action) as act:``: acks the block's outcome,
+        also when the task is cancelled (a failure, ``"CancelledError: ..."``); see
+        :meth:`rac_store.store.AuditStore.audited` and :mod:`rac_store.aio.audited`."""
+        return AsyncAudited(self, run_id, domain, action, result_id)
+
+    def audit(self, domain: str, action: str, *, run_id_arg: str = "run_id") -> Callable[[F], F]:
+        """A decorator for coroutine functions: each call is one :meth:`audited` block."""
+        return audit_async(self, domain, action, run_id_arg)
 
     # -- I/O --------------------------------------------------------------------------
     async def execute(self, call: Call) -> Any:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import RACStoreError
-from . import acl, cluster_layout, demo, inspect, sweep, web
+from . import acl, cluster_layout, demo, inspect, notify, sweep, web
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -21,6 +21,7 @@ def _registrations() -> list[Register]:
         sweep.register,
         acl.register,
         cluster_layout.register,
+        notify.register,
         web.register,
     ]
 

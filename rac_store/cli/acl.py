@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..acl import inspector_rules, setuser_line, worker_rules
+from ..acl import alerting_rules, inspector_rules, setuser_line, worker_rules
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -14,6 +14,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--worker", default="rac-worker", help="the worker's user name")
     parser.add_argument("--inspector", default="rac-inspector", help="the inspector's user name")
     parser.add_argument(
+        "--alerting", default="rac-alerting", help="the findings consumer's user name (notify)"
+    )
+    parser.add_argument(
         "--wait-aof", action="store_true", help="workers use wait_aof (Redis >= 7.2)"
     )
     parser.set_defaults(run=_print_lines)
@@ -22,4 +25,5 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _print_lines(args: argparse.Namespace) -> int:
     print(setuser_line(args.worker, worker_rules(args.prefix, wait_aof=args.wait_aof)))
     print(setuser_line(args.inspector, inspector_rules(args.prefix)))
+    print(setuser_line(args.alerting, alerting_rules(args.prefix)))
     return 0

@@ -8,18 +8,22 @@ import time
 
 from ..core import DEFAULT_SWEEP_MARKS
 from ..errors import RACStoreError
+from ..metrics import SweeperMetrics
 from ..models import SweepReport
 from ..reconciler import AuditReconciler
 from .common import (
     EXIT_ERROR,
     EXIT_FINDINGS,
     EXIT_OK,
+    UsageError,
     add_connection_options,
+    fail,
     positive,
     positive_float,
     stop_on_signals,
     with_reconciler,
 )
+from .metrics_server import add_metrics_options, serve_metrics
 from .output import describe, emit_json, iso
 
 
@@ -46,6 +50,10 @@ def sweep(rec: AuditReconciler, args: argparse.Namespace) -> int:
         report = rec.sweep(limit=args.limit, marks_per_run=args.marks_per_run)
         _print_report(report, args, 1, (time.perf_counter() - started) * 1000)
         return EXIT_FINDINGS if report.findings else EXIT_OK
+    try:
+        metrics = serve_metrics(args, SweeperMetrics)  # --metrics-port
+    except UsageError as exc:
+        return fail(str(exc))
     totals = {"cycles": 0, "runs": 0, "missing": 0, "expired": 0, "errors": 0}
     failed = False
     with stop_on_signals() as stop:
@@ -56,10 +64,14 @@ def sweep(rec: AuditReconciler, args: argparse.Namespace) -> int:
             except RACStoreError as exc:  # a long-running sweeper outlives an outage
                 totals["errors"] += 1
                 failed = True
+                if metrics is not None:
+                    metrics.observe_error()
                 print(f"rac-store sweep: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
                 stop.wait(args.every)
                 continue
             failed = False
+            if metrics is not None:
+                metrics.observe_sweep(report, time.perf_counter() - started)
             totals["cycles"] += 1
             totals["runs"] += report.runs_swept
             totals["missing"] += len(report.missing)
@@ -114,6 +126,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="SECONDS",
         help="keep sweeping, pausing SECONDS between sweeps, until SIGTERM or Ctrl-C",
     )
+    add_metrics_options(parser)
     add_connection_options(parser)
     parser.set_defaults(run=with_reconciler(sweep))
 
