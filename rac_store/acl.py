@@ -1,13 +1,20 @@
 """Least-privilege Redis ACL rules for the store's two kinds of user.
 
 * **worker**: writes expectations and acks (every store method), on the
-  store's keys only (``~<prefix>:*``), no Pub/Sub channels, and only the
-  commands the store and its scripts send. No ``FLUSHALL``, ``CONFIG``,
+  store's keys only, no Pub/Sub channels, and only the commands the store and
+  its scripts send. No ``FLUSHALL``, ``CONFIG``,
   ``KEYS``, ``SCRIPT FLUSH``, ``DEBUG`` or any other admin command.
 * **inspector**: reads runs (``get_expectations``, ``get_acks``,
   ``get_pending_run_ids``, ...) and cannot write: it is granted no write
   command at all. Redis checks each command a script runs against the user
   that called the script, so a script run by the inspector cannot write either.
+
+Key patterns are exact: a store's keys are ``<prefix>:meta`` and
+``<prefix>:{<shard>}:...``, so the rules grant ``~<prefix>:meta`` and
+``~<prefix>:{*}:*`` — not ``~<prefix>:*``, which would also cover the store
+with prefix ``<prefix>:tenant`` (its keys are ``<prefix>:tenant:{<shard>}:...``).
+Prefixes hold no glob character (:func:`rac_store.keys.check_prefix`), so each
+pattern matches its own store's keys and no other's.
 
 ``rac-store acl`` (:mod:`rac_store.cli.acl`) prints the ``ACL SETUSER`` lines;
 docs/security.md explains them.
@@ -16,6 +23,8 @@ docs/security.md explains them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from .keys import check_prefix
 
 CONNECTION = ("ping", "hello", "info", "time")
 """Login checks and the start-up checks (INFO) and ``server_time_ms`` (TIME)."""
@@ -33,12 +42,16 @@ WAITAOF = ("waitaof",)
 """Only for stores made with ``wait_aof`` (Redis >= 7.2: older servers reject the name)."""
 
 
+def key_patterns(prefix: str) -> list[str]:
+    """The ACL key patterns that cover exactly the keys of the store with ``prefix``."""
+    check_prefix(prefix)
+    return [f"~{prefix}:meta", f"~{prefix}:{{*}}:*"]
+
+
 def _rules(prefixes: Sequence[str], commands: Sequence[str]) -> list[str]:
-    if any(not p or any(c in p for c in "*?[]\\ ") for p in prefixes):
-        raise ValueError(f"prefixes must be plain words: {prefixes!r}")
     return [
         "resetkeys",
-        *(f"~{prefix}:*" for prefix in prefixes or ("rac",)),
+        *(pattern for prefix in prefixes or ("rac",) for pattern in key_patterns(prefix)),
         "resetchannels",
         "-@all",
         *(f"+{command}" for command in commands),

@@ -24,7 +24,10 @@ from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .scripts import Arg, Script, ScriptCall
 from .validation import (
     KEY_SEPARATOR,
+    MAX_FINDINGS_MAXLEN,
+    MAX_TTL_SECONDS,
     action_key,
+    bounded_int,
     canonical_run_id,
     check_batch,
     check_expectation,
@@ -101,8 +104,10 @@ class StoreCore:
         findings_maxlen: int = DEFAULT_FINDINGS_MAXLEN,
     ) -> None:
         self.keys = keyspace
-        self.ttl_seconds = positive_int(ttl_seconds, "ttl_seconds")
-        self.findings_maxlen = positive_int(findings_maxlen, "findings_maxlen")
+        self.ttl_seconds = bounded_int(ttl_seconds, "ttl_seconds", 1, MAX_TTL_SECONDS)
+        self.findings_maxlen = bounded_int(
+            findings_maxlen, "findings_maxlen", 1, MAX_FINDINGS_MAXLEN
+        )
         self._ttl_ms = ttl_seconds * 1000
         self.ack_settings = CallSettings(self._ttl_ms, self.findings_maxlen)
         """What every ``add_acks`` call of this store carries (see :mod:`rac_store.acks`)."""

@@ -17,6 +17,42 @@ LAYOUT_VERSION = "2"
 """Bumped when the key layout changes; recorded in ``P:meta`` and checked at start-up."""
 
 MAX_SHARDS = 16384
+MAX_PREFIX_CHARS = 64
+PREFIX_FORBIDDEN = frozenset("{}|*?[]\\")
+"""Characters no prefix may hold: hash-tag braces, the field separator, and the glob
+characters of Redis key patterns (an ACL ``~<prefix>:...`` pattern must match the
+prefix literally; docs/security.md)."""
+
+
+def check_prefix(prefix: object) -> str:
+    """``prefix`` when it can name a store; InvalidInputError otherwise.
+
+    1..64 printable characters, none of them whitespace, braces, ``|`` or a glob
+    character (``* ? [ ] \\``). A ``:`` is allowed: ``rac`` and ``rac:tenant`` are
+    two stores whose keys never meet (``rac:{s}:...`` / ``rac:meta`` against
+    ``rac:tenant:{s}:...`` / ``rac:tenant:meta``), and their ACL patterns
+    (:mod:`rac_store.acl`) do not overlap either.
+    """
+    if (
+        not isinstance(prefix, str)
+        or not 0 < len(prefix) <= MAX_PREFIX_CHARS
+        or not prefix.isprintable()
+        or any(c.isspace() or c in PREFIX_FORBIDDEN for c in prefix)
+    ):
+        raise InvalidInputError(
+            f"prefix must be 1..{MAX_PREFIX_CHARS} printable characters without whitespace,"
+            f" braces, '|' or glob characters (* ? [ ] \\): {prefix!r:.80}"
+        )
+    return prefix
+
+
+def check_shards(shards: object) -> int:
+    """``shards`` when it is a power of two in 1..MAX_SHARDS; InvalidInputError otherwise."""
+    if isinstance(shards, bool) or not isinstance(shards, int):
+        raise InvalidInputError(f"shards must be an int, got {type(shards).__name__}")
+    if shards < 1 or shards > MAX_SHARDS or shards & (shards - 1):
+        raise InvalidInputError(f"shards must be a power of two in 1..{MAX_SHARDS}: {shards}")
+    return shards
 
 
 class RunKeys(NamedTuple):
@@ -47,14 +83,8 @@ class KeySpace:
     """Names of every key a store with ``prefix`` and ``shards`` uses."""
 
     def __init__(self, prefix: str, shards: int) -> None:
-        if not isinstance(prefix, str) or not prefix or any(c in prefix for c in "{}| \n\r\t"):
-            raise InvalidInputError(f"prefix must be a non-empty word without braces: {prefix!r}")
-        if isinstance(shards, bool) or not isinstance(shards, int):
-            raise InvalidInputError(f"shards must be an int, got {type(shards).__name__}")
-        if shards < 1 or shards > MAX_SHARDS or shards & (shards - 1):
-            raise InvalidInputError(f"shards must be a power of two in 1..{MAX_SHARDS}: {shards}")
-        self.prefix = prefix
-        self.shards = shards
+        self.prefix = check_prefix(prefix)
+        self.shards = check_shards(shards)
         self.meta = f"{prefix}:meta"
         self._mask = shards - 1
         self.for_run = lru_cache(maxsize=4096)(self._build_run_keys)

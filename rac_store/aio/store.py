@@ -24,12 +24,23 @@ from ..core import Call
 from ..embedded import create_embedded_async_client
 from ..models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from ..server_checks import INFO_SECTIONS, info_denied
-from ..store_base import StoreBase, StoreOptions
+from ..errors import InvalidInputError
+from ..store_base import StoreBase, StoreOptions, StoreSettings
 from .autopipeline import DEFAULT_MAX_BATCH, AckPipeline
 from .sending import AsyncSender
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+
+def _flag(value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"autopipeline must be a bool: {value!r:.80}")
+
+
+def _batch(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"autopipeline_batch must be a positive int: {value!r:.80}")
 
 
 class AsyncAuditStore(StoreBase):
@@ -59,6 +70,8 @@ class AsyncAuditStore(StoreBase):
         autopipeline_batch: int = DEFAULT_MAX_BATCH,
         **options: Unpack[StoreOptions],
     ) -> None:
+        _flag(autopipeline)
+        _batch(autopipeline_batch)
         super().__init__(redis_client, async_client_from_url, create_embedded_async_client, options)
         self._check_server = self._check_server_at_start and not self._embedded
         self._initialized = False
@@ -81,8 +94,11 @@ class AsyncAuditStore(StoreBase):
         """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``).
 
         A Redis Cluster is named by ``redis+cluster://`` / ``rediss+cluster://``, or by
-        ``cluster=True`` with a plain URL (see :mod:`rac_store.cluster.urls`).
+        ``cluster=True`` with a plain URL (see :mod:`rac_store.cluster.urls`). The
+        client has the defaults of :func:`rac_store.connect.async_client_from_url`;
+        ``options`` are checked before it is made.
         """
+        StoreSettings.check(options, {"autopipeline": _flag, "autopipeline_batch": _batch})
         return cls(async_client_from_url(url, cluster=cluster), **options)
 
     async def initialize(self) -> None:
