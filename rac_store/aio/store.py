@@ -22,9 +22,9 @@ from ..acks import single_ack_group
 from ..connect import async_client_from_url
 from ..core import Call
 from ..embedded import create_embedded_async_client
+from ..errors import InvalidInputError
 from ..models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from ..server_checks import INFO_SECTIONS, info_denied
-from ..errors import InvalidInputError
 from ..store_base import StoreBase, StoreOptions, StoreSettings
 from .autopipeline import DEFAULT_MAX_BATCH, AckPipeline
 from .sending import AsyncSender
