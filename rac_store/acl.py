@@ -33,11 +33,16 @@ SCRIPTING = ("evalsha", "eval", "script|load")
 READS = (
     "lrange", "llen", "exists", "zrangebyscore", "zrange", "zscore", "zcard",
     "hget", "hmget", "hgetall", "hexists", "hkeys", "hlen", "pttl", "xrevrange", "xread",
+    "get",
 )  # fmt: skip
 """What the store and the reconciler read, directly or inside scripts (``xread`` for
-``iter_findings`` / ``rac-store watch``; ``pttl``: add_acks refreshes TTLs when low)."""
+``iter_findings`` / ``rac-store watch``; ``pttl``: add_acks refreshes TTLs when low;
+``get``: the store epochs, read at start-up and by every write script)."""
 WRITES = ("hset", "hsetnx", "hincrby", "rpush", "zadd", "zrem", "zpopmin", "pexpire", "del", "xadd")
 """What the write scripts run (``xadd`` appends to the findings stream, trimming it)."""
+EPOCHS = ("set",)
+"""The store epochs (reset detection): made with ``SET NX GET`` by the first store that
+opens on a server (read with ``GET`` at start-up and by every write script)."""
 WAITAOF = ("waitaof",)
 """Only for stores made with ``wait_aof`` (Redis >= 7.2: older servers reject the name)."""
 
@@ -61,7 +66,7 @@ def _rules(prefixes: Sequence[str], commands: Sequence[str]) -> list[str]:
 def worker_rules(*prefixes: str, wait_aof: bool = False) -> list[str]:
     """ACL rules of a worker: every store method, on the keys of the stores
     with these prefixes (default ``rac``) only."""
-    commands = [*CONNECTION, *SCRIPTING, *READS, *WRITES, *(WAITAOF if wait_aof else ())]
+    commands = [*CONNECTION, *SCRIPTING, *READS, *WRITES, *EPOCHS, *(WAITAOF if wait_aof else ())]
     return _rules(prefixes, commands)
 
 

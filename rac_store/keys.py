@@ -1,8 +1,8 @@
 """Key layout: which Redis keys hold a run, and which shard a run lives on.
 
-Every key of one run, the pending index of its shard and the shard's findings
-stream share the hash tag ``{shard}``, so one script touches one Redis Cluster
-slot.
+Every key of one run, the pending index of its shard, the shard's findings
+stream and its store epoch share the hash tag ``{shard}``, so one script
+touches one Redis Cluster slot.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from .errors import InvalidInputError
 
-LAYOUT_VERSION = "2"
+LAYOUT_VERSION = "3"
 """Bumped when the key layout changes; recorded in ``P:meta`` and checked at start-up."""
 
 MAX_SHARDS = 16384
@@ -72,6 +72,8 @@ class RunKeys(NamedTuple):
     """The ack ids the run has seen (hash)."""
     findings: str
     """The findings stream of the run's shard."""
+    epoch: str
+    """The store epoch of the run's shard (reset detection; every write script checks it)."""
 
     @property
     def run_keys(self) -> tuple[str, ...]:
@@ -109,6 +111,14 @@ class KeySpace:
         """The findings stream of every shard, in shard order."""
         return [self.findings(shard) for shard in range(self.shards)]
 
+    def epoch(self, shard: int) -> str:
+        """The store epoch key of one shard (a string, made when a store opens)."""
+        return f"{self.prefix}:{{{shard}}}:epoch"
+
+    def all_epochs(self) -> list[str]:
+        """The store epoch key of every shard, in shard order."""
+        return [self.epoch(shard) for shard in range(self.shards)]
+
     def _build_run_keys(self, run_id: str) -> RunKeys:
         base = f"{self.prefix}:{{{self.shard_of(run_id)}}}:"
         return RunKeys(
@@ -119,4 +129,5 @@ class KeySpace:
             f"{base}acks:{run_id}",
             f"{base}ackid:{run_id}",
             base + "findings",
+            base + "epoch",
         )

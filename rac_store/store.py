@@ -63,7 +63,9 @@ class AuditStore(StoreBase):
         )
         if self._check_server_at_start and not self._embedded:
             self._check_server()
-        self._opened(self.execute(self._layout_call()))
+        epochs = self._opened(self.execute(self._layout_call()))
+        while epochs is not None:
+            epochs = self._epochs_opened(epochs, self.execute(epochs))
 
     @classmethod
     def from_url(

@@ -14,12 +14,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypedDict
 
-from .core import DEFAULT_FINDINGS_MAXLEN, Call, StoreCore
+from .core import DEFAULT_FINDINGS_MAXLEN, Call, CommandCall, StoreCore
 from .embedded import is_embedded
 from .environment import StoreDurabilityMode, aos_mode, choose_client, env_flag
 from .errors import InvalidInputError, UnsupportedServerError
 from .keys import KeySpace, check_prefix, check_shards
-from .metrics import Metrics, MetricsOption, resolve_metrics
+from .metrics import MetricsOption, resolve_metrics
 from .retry import RetryPolicy
 from .scripts import load_scripts
 from .server_checks import ALLOW_NO_PERSISTENCE_ENV, ServerFacts, check_server
@@ -93,9 +93,6 @@ class StoreSettings:
         if not isinstance(self.retry, RetryPolicy):
             raise InvalidInputError(f"retry must be a RetryPolicy, got {self.retry!r:.80}")
         bounded_int(self.findings_maxlen, "findings_maxlen", 1, MAX_FINDINGS_MAXLEN)
-        metrics = self.metrics
-        if metrics is not None and metrics is not False and not isinstance(metrics, Metrics):
-            raise InvalidInputError(f"metrics must be a Metrics or False: {metrics!r:.80}")
         for flag in ("check_server", "read_only", "allow_no_persistence"):
             if not isinstance(getattr(self, flag), bool):
                 raise InvalidInputError(f"{flag} must be a bool: {getattr(self, flag)!r:.80}")
@@ -171,10 +168,18 @@ class StoreBase:
         """The start-up call: record (or check) the layout, or only read it when read-only."""
         return self._core.read_meta() if self._read_only else self._core.init_meta()
 
-    def _opened(self, reply: Any) -> None:
-        """Take in the reply of :meth:`_layout_call` (a read-only store adopts the layout)."""
+    def _opened(self, reply: Any) -> CommandCall | None:
+        """Take in the reply of :meth:`_layout_call` (a read-only store adopts the layout);
+        the call that opens the shards' epochs next, or None (a read-only store never
+        writes, so it needs none)."""
         if self._read_only:
             self._core = self._core.adopt_layout(reply, self._shards_given)
+            return None
+        return self._core.open_epochs()
+
+    def _epochs_opened(self, call: CommandCall, reply: Any) -> CommandCall | None:
+        """Take in the reply of an epochs call; the next one to send, or None when done."""
+        return self._core.adopt_epochs(call, reply)
 
     @property
     def read_only(self) -> bool:

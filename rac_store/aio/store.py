@@ -20,7 +20,7 @@ import redis
 from .. import core
 from ..acks import single_ack_group
 from ..connect import async_client_from_url
-from ..core import Call
+from ..core import Call, StoreCore
 from ..embedded import create_embedded_async_client
 from ..errors import InvalidInputError
 from ..models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
@@ -84,7 +84,7 @@ class AsyncAuditStore(StoreBase):
             self._acks = AckPipeline(
                 self._sender,
                 self._client,
-                self._core.ack_settings,
+                self._core.ack_settings,  # its epochs fill in when the store opens
                 self.initialize,
                 max_batch=autopipeline_batch,
             )
@@ -116,7 +116,9 @@ class AsyncAuditStore(StoreBase):
                     self._apply_server_checks(
                         await self._sender.retrying("start-up checks", self._read_info)
                     )
-                self._opened(await self._sender.execute(self._layout_call()))
+                epochs = self._opened(await self._sender.execute(self._layout_call()))
+                while epochs is not None:
+                    epochs = self._epochs_opened(epochs, await self._sender.execute(epochs))
                 self._initialized = True
 
     async def _read_info(self) -> Any:
@@ -148,7 +150,7 @@ class AsyncAuditStore(StoreBase):
         self, run_id: uuid.UUID | str, expectations: Iterable[AuditExpectation]
     ) -> int:
         """See :meth:`AuditStore.add_expectations`."""
-        call = self._core.add_expectations(run_id, expectations)
+        call = (await self._opened_core()).add_expectations(run_id, expectations)
         return core.parse_count(await self.execute(call))
 
     async def add_ack(self, run_id: uuid.UUID | str, ack: DomainAck) -> AckOutcome:
@@ -159,9 +161,11 @@ class AsyncAuditStore(StoreBase):
         once queued it is sent even if this coroutine is cancelled.
         """
         if self._acks is not None:
+            # validated and keyed now; sent (with the shard's epoch) once the store is open
             outcome = await self._acks.submit(single_ack_group(self._core.keys, run_id, ack))
         else:
-            outcome = core.parse_outcome(await self.execute(self._core.add_ack(run_id, ack)))
+            call = (await self._opened_core()).add_ack(run_id, ack)
+            outcome = core.parse_outcome(await self.execute(call))
         if self._metrics is not None:
             self._metrics.observe_acks((outcome,))
         return outcome
@@ -170,7 +174,8 @@ class AsyncAuditStore(StoreBase):
         self, run_id: uuid.UUID | str, acks: Iterable[DomainAck]
     ) -> list[AckOutcome]:
         """See :meth:`AuditStore.add_acks`."""
-        outcomes = core.parse_outcomes(await self.execute(self._core.add_acks(run_id, acks)))
+        call = (await self._opened_core()).add_acks(run_id, acks)
+        outcomes = core.parse_outcomes(await self.execute(call))
         if self._metrics is not None:
             self._metrics.observe_acks(outcomes)
         return outcomes
@@ -179,37 +184,40 @@ class AsyncAuditStore(StoreBase):
         self, run_id: uuid.UUID | str, domain: str, action: str, status: AuditStatus | str
     ) -> bool:
         """See :meth:`AuditStore.update_expectation_status`."""
-        call = self._core.update_status(run_id, domain, action, status)
+        call = (await self._opened_core()).update_status(run_id, domain, action, status)
         return bool(await self.execute(call))
 
     async def clear_run(self, run_id: uuid.UUID | str) -> bool:
         """See :meth:`AuditStore.clear_run`."""
-        return bool(await self.execute(self._core.clear_run(run_id)))
+        call = (await self._opened_core()).clear_run(run_id)
+        return bool(await self.execute(call))
 
     # -- reads ------------------------------------------------------------------------
     async def get_expectations(self, run_id: uuid.UUID | str) -> list[AuditExpectation]:
         """See :meth:`AuditStore.get_expectations`."""
-        call = self._core.read_expectations(run_id)
+        call = (await self._opened_core()).read_expectations(run_id)
         return core.parse_expectations(await self.execute(call))
 
     async def get_acks(self, run_id: uuid.UUID | str) -> list[DomainAck]:
         """See :meth:`AuditStore.get_acks`."""
-        return core.parse_acks(await self.execute(self._core.read_acks(run_id)))
+        call = (await self._opened_core()).read_acks(run_id)
+        return core.parse_acks(await self.execute(call))
 
     async def load_from_redis(self, run_id: uuid.UUID | str) -> bool:
         """See :meth:`AuditStore.load_from_redis`."""
-        return bool((await self.execute(self._core.run_exists(run_id)))[0])
+        call = (await self._opened_core()).run_exists(run_id)
+        return bool((await self.execute(call))[0])
 
     async def get_pending_run_ids(
         self, *, due_before: datetime | int | None = None, limit: int | None = None
     ) -> list[str]:
         """See :meth:`AuditStore.get_pending_run_ids`."""
-        call = self._core.pending_run_ids(due_before, limit)
+        call = (await self._opened_core()).pending_run_ids(due_before, limit)
         return core.parse_run_ids(await self.execute(call), limit)
 
     async def server_time_ms(self) -> int:
         """See :meth:`AuditStore.server_time_ms`."""
-        call = self._core.server_time("server_time_ms")
+        call = (await self._opened_core()).server_time("server_time_ms")
         return core.parse_server_time(await self.execute(call))
 
     # -- lifetime ---------------------------------------------------------------------
@@ -230,6 +238,12 @@ class AsyncAuditStore(StoreBase):
             await self._client.aclose()
 
     # -- I/O --------------------------------------------------------------------------
+    async def _opened_core(self) -> StoreCore:
+        """The core once the store is initialized: write calls carry the shards' epochs
+        read then, and a read-only store adopts the recorded layout then."""
+        await self.initialize()
+        return self._core
+
     async def execute(self, call: Call) -> Any:
         """Send one call built by the sans-I/O core; the raw reply (a list for commands).
 

@@ -341,12 +341,14 @@ def test_lua_sources_cannot_run_data_as_code() -> None:
 def test_scripts_touch_only_the_keys_they_are_given(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
-    """A user allowed exactly one run's six keys and the meta key can do all of it."""
+    """A user allowed exactly one run's keys, the meta key and the shards' epoch keys (a
+    store makes or reads them when it opens) can do all of it."""
     admin = AuditStore(redis_client)
     run = str(fresh_run())
     keys = admin.core.keys.for_run(run)
     rules = [r for r in worker_rules() if not r.startswith("~")]
-    patterns = [f"~{key}" for key in (*keys, admin.core.keys.meta)]
+    opening = (admin.core.keys.meta, *admin.core.keys.all_epochs())
+    patterns = [f"~{key}" for key in dict.fromkeys((*keys, *opening))]
     redis_client.execute_command(
         "ACL", "SETUSER", "one-run", "reset", "on", f">{ACL_PASSWORD}", *rules, *patterns
     )
