@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -90,16 +90,25 @@ class AsyncAuditStore(StoreBase):
             )
 
     @classmethod
-    def from_url(cls, url: str, *, cluster: bool | None = None, **options: Any) -> AsyncAuditStore:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        cluster: bool | None = None,
+        client_options: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncAuditStore:
         """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``).
 
         A Redis Cluster is named by ``redis+cluster://`` / ``rediss+cluster://``, or by
         ``cluster=True`` with a plain URL (see :mod:`rac_store.cluster.urls`). The
-        client has the defaults of :func:`rac_store.connect.async_client_from_url`;
-        ``options`` are checked before it is made.
+        client has the defaults of :func:`rac_store.connect.async_client_from_url`, which
+        ``client_options`` override (as for :meth:`AuditStore.from_url`); ``options`` go
+        to the store and are checked before the client is made.
         """
         StoreSettings.check(options, {"autopipeline": _flag, "autopipeline_batch": _batch})
-        return cls(async_client_from_url(url, cluster=cluster), **options)
+        client = async_client_from_url(url, cluster=cluster, **(client_options or {}))
+        return cls(client, **options)
 
     async def initialize(self) -> None:
         """Check the server, then record (or check) the shard count and layout.

@@ -105,6 +105,8 @@ class FaultProxy:
         self.upstream = ("127.0.0.1", upstream_port)
         self.port = free_port()
         self.connections = 0
+        """Connections clients opened."""
+        self._talking: set[int] = set()
         self.cuts = 0
         self._arming: Arming | None = None
         self._lock = threading.Lock()
@@ -124,6 +126,22 @@ class FaultProxy:
         with self._lock:
             self._arming = arming
         return arming
+
+    def count_senders(self) -> None:
+        """Start counting the connections that send a command (see :meth:`senders`)."""
+        with self._lock:
+            self._talking = set()
+
+    def senders(self) -> int:
+        """Connections that sent at least one command since :meth:`count_senders`.
+
+        Against a server that never answers, this is the number of sends of a call:
+        redis-py drops a connection whose command timed out and opens a new one
+        for the next send (whose first command, on a new connection, is its
+        handshake).
+        """
+        with self._lock:
+            return len(self._talking)
 
     def disarm(self) -> None:
         """Forward everything again."""
@@ -176,6 +194,8 @@ class FaultProxy:
                 pending.append(parse_command(bytes(buf[start:end])))
                 start = end
             if start:
+                with self._lock:
+                    self._talking.add(id(client))
                 try:
                     upstream.sendall(buf[:start])
                 except OSError:
