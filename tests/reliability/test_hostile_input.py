@@ -15,6 +15,7 @@ that run (so no script touches a key it was not given).
 from __future__ import annotations
 
 import re
+import unicodedata
 import time
 import uuid
 from collections.abc import Callable
@@ -404,3 +405,18 @@ def test_reconciler_arguments(
         ok, result = attempt(raw_client, call)
         if ok:
             assert result is not None, name
+
+
+@pytest.mark.parametrize("backend", ["embedded", "redis"], indirect=True)
+def test_nfc_and_nfd_spellings_are_two_names(store: AuditStore) -> None:
+    """Names are compared byte for byte, never normalised (docs/security.md): the
+    composed and decomposed spellings of "café" are two expectations."""
+    composed = unicodedata.normalize("NFC", "caf\u00e9")
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert composed != decomposed and len(decomposed.encode()) == len(composed.encode()) + 1
+    run = fresh_run()
+    store.add_expectations(run, [AuditExpectation(run, "d", composed, 60_000)])
+    assert store.add_ack(run, DomainAck(run, "d", decomposed)) == "DRIFT"
+    assert store.add_expectations(run, [AuditExpectation(run, "d", decomposed, 60_000)]) == 1
+    statuses = {e.action: e.status for e in store.get_expectations(run)}
+    assert statuses == {composed: AuditStatus.PENDING, decomposed: AuditStatus.ACKED}
