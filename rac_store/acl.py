@@ -29,7 +29,10 @@ from .keys import check_prefix
 CONNECTION = ("ping", "hello", "info", "time")
 """Login checks and the start-up checks (INFO) and ``server_time_ms`` (TIME)."""
 SCRIPTING = ("evalsha", "eval", "script|load")
-"""Run the store's scripts; reload them after the cache was emptied."""
+"""Run the store's scripts; reload them after the cache was emptied. ``eval`` and
+``script|load`` also let a user run Lua of its own (held to the same ACL, but able to
+keep the server busy: docs/security.md); without them (``allow_eval=False``) a user can
+only ``evalsha`` scripts an admin loaded (:func:`rac_store.scripts.preload`)."""
 READS = (
     "lrange", "llen", "exists", "zrangebyscore", "zrange", "zscore", "zcard",
     "hget", "hmget", "hgetall", "hexists", "hkeys", "hlen", "pttl", "xrevrange", "xread",
@@ -63,16 +66,21 @@ def _rules(prefixes: Sequence[str], commands: Sequence[str]) -> list[str]:
     ]
 
 
-def worker_rules(*prefixes: str, wait_aof: bool = False) -> list[str]:
+def _scripting(allow_eval: bool) -> tuple[str, ...]:
+    return SCRIPTING if allow_eval else ("evalsha",)
+
+
+def worker_rules(*prefixes: str, wait_aof: bool = False, allow_eval: bool = True) -> list[str]:
     """ACL rules of a worker: every store method, on the keys of the stores
-    with these prefixes (default ``rac``) only."""
-    commands = [*CONNECTION, *SCRIPTING, *READS, *WRITES, *EPOCHS, *(WAITAOF if wait_aof else ())]
-    return _rules(prefixes, commands)
+    with these prefixes (default ``rac``) only. ``allow_eval=False``: no Lua of its own,
+    only the store's scripts once an admin preloaded them (docs/security.md)."""
+    commands = [*CONNECTION, *_scripting(allow_eval), *READS, *WRITES, *EPOCHS]
+    return _rules(prefixes, [*commands, *(WAITAOF if wait_aof else ())])
 
 
-def inspector_rules(*prefixes: str) -> list[str]:
+def inspector_rules(*prefixes: str, allow_eval: bool = True) -> list[str]:
     """ACL rules of a read-only inspector: the store's reads, no write command at all."""
-    return _rules(prefixes, [*CONNECTION, *SCRIPTING, *READS])
+    return _rules(prefixes, [*CONNECTION, *_scripting(allow_eval), *READS])
 
 
 def setuser_line(user: str, rules: Sequence[str], password: str = "<password>") -> str:

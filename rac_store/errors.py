@@ -156,9 +156,15 @@ def is_retryable(exc: BaseException) -> bool:
     )
 
 
+def is_busy(exc: BaseException) -> bool:
+    """True for ``BUSY``: the server is running a script past ``busy-reply-threshold`` (e.g.
+    someone's endless EVAL) and refused the command without running it."""
+    return isinstance(exc, rexc.ResponseError) and str(exc).startswith("BUSY ")
+
+
 def was_not_executed(exc: BaseException) -> bool:
-    """True for a reply saying the command did not run (see NOT_EXECUTED_ERRORS)."""
-    return isinstance(exc, NOT_EXECUTED_ERRORS)
+    """True for a reply saying the command did not run (see NOT_EXECUTED_ERRORS, and BUSY)."""
+    return isinstance(exc, NOT_EXECUTED_ERRORS) or is_busy(exc)
 
 
 _TRANSPORT_MODULES = (
@@ -221,8 +227,9 @@ def map_redis_error(
         _SCRIPT_ACL_DENIAL in message
     ):
         return StorePermissionError(f"{operation}: {message}")
-    if isinstance(exc, RETRYABLE_ERRORS):
-        return StoreUnavailableError(f"{operation}: Redis unreachable: {message}")
+    if isinstance(exc, RETRYABLE_ERRORS) or is_busy(exc):
+        why = "Redis busy running a script" if is_busy(exc) else "Redis unreachable"
+        return StoreUnavailableError(f"{operation}: {why}: {message}")
     if isinstance(exc, (*CLUSTER_UNAVAILABLE_ERRORS, rexc.RedisClusterException)):
         return _cluster_error(exc, operation)
     if isinstance(exc, rexc.OutOfMemoryError):

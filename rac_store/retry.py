@@ -43,8 +43,9 @@ class RetryPolicy:
     shortened by up to ``jitter`` of itself at random so that many clients that
     lost one server do not come back in step. Replies that say the call did not
     run at all (``TRYAGAIN`` and ``CLUSTERDOWN`` while a Redis Cluster moves a slot
-    or completes a failover; see :data:`rac_store.errors.NOT_EXECUTED_ERRORS`) are
-    re-sent for up to ``busy_timeout`` seconds.
+    or completes a failover; see :data:`rac_store.errors.NOT_EXECUTED_ERRORS`; ``BUSY``
+    while the server runs a script past ``busy-reply-threshold``) are re-sent for up to
+    ``busy_timeout`` seconds, then reach the caller as StoreUnavailableError.
 
     Every field is checked here (InvalidInputError): ``attempts`` an int in
     1..100, delays finite and >= 0 with ``max_delay >= base_delay``,

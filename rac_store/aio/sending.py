@@ -18,7 +18,7 @@ from redis.exceptions import NoScriptError
 
 from ..cluster import is_cluster
 from ..core import Call, CommandCall
-from ..errors import map_redis_error, transport_fault
+from ..errors import is_busy, map_redis_error, transport_fault
 from ..retry import Retrier, RetryPolicy
 from ..scripts import LoadedScript, Script, ScriptCall
 from ..sending import RedisFailure, SenderBase
@@ -97,11 +97,16 @@ class AsyncSender(SenderBase):
         Sent straight on a connection, so the client's own re-sends do not apply:
         retry it with ``retrier(client_resends=0)``.
 
-        Calls answered NOSCRIPT go once more with the script's text. Any other
+        Calls answered NOSCRIPT go once more with the script's text; a BUSY reply
+        (the server runs a script past busy-reply-threshold) is raised, for the
+        caller's retrier to re-send the whole trip (refused calls never ran). Any other
         failure (lost connection, cancellation) closes the connection, so that a
         half-read reply never reaches another command, and is raised.
         """
         replies = await self._send_back_to_back(calls, by_body=False)
+        busy = next((r for r in replies if isinstance(r, Exception) and is_busy(r)), None)
+        if busy is not None:  # the server runs someone's script: the trip is re-sent whole
+            raise busy  # (a call of it that did run reports its first outcome again)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:
             again = await self._send_back_to_back([calls[i] for i in missing], by_body=True)

@@ -15,8 +15,8 @@ that run (so no script touches a key it was not given).
 from __future__ import annotations
 
 import re
-import unicodedata
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable
 from datetime import timedelta, timezone
