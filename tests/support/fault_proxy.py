@@ -163,76 +163,27 @@ class FaultProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(self.upstream)
+            self._serve(client)
+
+    def _serve(self, client: socket.socket) -> None:
+        """Pump one client's connection both ways, through a connection of its own upstream."""
+        upstream = socket.create_connection(self.upstream)
+        with self._lock:
+            self.connections += 1
+            self._sockets += [client, upstream]
+        pending: deque[Command] = deque()
+
+        def request(raw: bytes) -> bool:
+            pending.append(parse_command(raw))  # noted before it is forwarded
             with self._lock:
-                self.connections += 1
-                self._sockets += [client, upstream]
-            pending: deque[Command] = deque()
-            threading.Thread(
-                target=self._requests, args=(client, upstream, pending), daemon=True
-            ).start()
-            threading.Thread(
-                target=self._replies, args=(client, upstream, pending), daemon=True
-            ).start()
+                self._talking.add(id(client))
+            return True
 
-    def _requests(
-        self, client: socket.socket, upstream: socket.socket, pending: deque[Command]
-    ) -> None:
-        """Client -> server, whole commands only, each noted before it is forwarded."""
-        buf = bytearray()
-        while True:
-            try:
-                chunk = client.recv(65536)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                _close(upstream)
-                return
-            buf += chunk
-            start = 0
-            while (end := reply_end(buf, start)) is not None:
-                pending.append(parse_command(bytes(buf[start:end])))
-                start = end
-            if start:
-                with self._lock:
-                    self._talking.add(id(client))
-                try:
-                    upstream.sendall(buf[:start])
-                except OSError:
-                    _close(client)
-                    return
-                del buf[:start]
+        def reply(raw: bytes) -> bool:
+            return self._watch(pending.popleft(), raw) != "cut"
 
-    def _replies(
-        self, client: socket.socket, upstream: socket.socket, pending: deque[Command]
-    ) -> None:
-        """Server -> client, reply by reply; the armed reply is lost with its connection."""
-        buf = bytearray()
-        while True:
-            try:
-                chunk = upstream.recv(65536)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                _close(client)
-                return
-            buf += chunk
-            start = 0
-            while (end := reply_end(buf, start)) is not None:
-                reply = bytes(buf[start:end])
-                command = pending.popleft()
-                if self._watch(command, reply) == "cut":
-                    _close(client)
-                    _close(upstream)
-                    return
-                start = end
-            if start:
-                try:
-                    client.sendall(buf[:start])
-                except OSError:
-                    _close(upstream)
-                    return
-                del buf[:start]
+        for source, sink, handle in ((client, upstream, request), (upstream, client, reply)):
+            threading.Thread(target=_pump, args=(source, sink, handle), daemon=True).start()
 
     def _watch(self, command: Command, reply: bytes) -> str:
         """'cut' for the reply to lose; snapshots around the armed command's executions."""
@@ -249,6 +200,35 @@ class FaultProxy:
             self.cuts += 1
             return "cut"
         return "forward"
+
+
+def _pump(source: socket.socket, sink: socket.socket, handle: Callable[[bytes], bool]) -> None:
+    """Forward whole RESP values from ``source`` to ``sink``, each seen by ``handle`` first;
+    when it returns False that value is not forwarded and both connections are closed."""
+    buf = bytearray()
+    while True:
+        try:
+            chunk = source.recv(65536)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            _close(sink)
+            return
+        buf += chunk
+        start = 0
+        while (end := reply_end(buf, start)) is not None:
+            if not handle(bytes(buf[start:end])):
+                _close(source)
+                _close(sink)
+                return
+            start = end
+        if start:
+            try:
+                sink.sendall(buf[:start])
+            except OSError:
+                _close(source)
+                return
+            del buf[:start]
 
 
 def _close(sock: socket.socket) -> None:
