@@ -112,7 +112,8 @@ class StoreCore:
         self._ttl_ms = ttl_seconds * 1000
         self.epochs: dict[str, str] = {}
         """Epoch key -> the store epoch of that shard, as read when the store opened
-        (:meth:`open_epochs`); every write call carries its shard's (reset detection)."""
+        (:meth:`open_epochs`); every write call carries its shard's (reset detection).
+        Filled in place: :attr:`ack_settings` (and the asyncio auto-pipeline) share it."""
         self.ack_settings = CallSettings(self._ttl_ms, self.findings_maxlen, self.epochs)
         """What every ``add_acks`` call of this store carries (see :mod:`rac_store.acks`)."""
 
