@@ -22,7 +22,12 @@
   the shard's findings stream, once.
   The run's five keys get ttl_ms again whenever the acks list has less than
   ttl_ms - ttl_ms/16 left (or no TTL yet), so every key always has at least
-  15/16 of ttl_ms to live after an ack, for one PTTL instead of five PEXPIREs.
+  15/16 of ttl_ms to live after an ack, for one PTTL instead of five PEXPIREs
+  (never less than they have: a declaration may have extended it to outlive a
+  deadline; see refresh_ttl).
+  Before anything else, the shard's store epoch is checked (one GET; see
+  epoch_error): on a server that lost the store's data the call is refused
+  (RAC_RESET) instead of recording every ack as drift.
 
   KEYS[1]: P:{s}:pending  zset  run_id -> earliest PENDING due (ms)
   then five keys per run r (r = 1 .. R), at KEYS[2 + 5(r-1)] onwards:
@@ -32,7 +37,8 @@
            P:{s}:due:<run>   zset  PENDING "domain|action" -> due (ms)
            P:{s}:acks:<run>  list  encoded acks in arrival order
            P:{s}:ackid:<run> hash  ack id -> outcome digit .. call token
-  KEYS[#KEYS]: P:{s}:findings  stream  findings events of the shard (last key)
+  KEYS[#KEYS - 1]: P:{s}:findings  stream  findings events of the shard
+  KEYS[#KEYS]:     P:{s}:epoch     string  the shard's store epoch (reset detection)
 
   ARGV[1]: ttl_ms of every run key (whole number > 0)
   ARGV[2]: call token: random bytes, one per logical call, the same on re-sends
@@ -40,11 +46,14 @@
   then per run r:   run_id, m (number of its acks),
   then per ack:     ack id, expectation key "domain|action", ok flag ("1" success,
                     "0" failure, "2" rolled back), encoded ack (opaque bytes)
-  ARGV[#ARGV]: findings stream bound (whole number > 0; approximate MAXLEN)
+  ARGV[#ARGV - 1]: findings stream bound (whole number > 0; approximate MAXLEN)
+  ARGV[#ARGV]:     the store epoch the client opened with (RAC_RESET when it differs)
 
   Reply    array of integers, one per ack in order:
            0 recorded, 1 duplicate, 2 drift, 3 late
   Errors   "RAC_BADARG <what>" when an argument is malformed; nothing is written.
+           "RAC_RESET <what>" when the shard's epoch is gone or new (the server
+           lost the store's data since the client opened it); nothing is written.
 ]]
 -- @include "common"
 
@@ -56,8 +65,8 @@ local token = ARGV[2]
 local runs = whole(ARGV[3])
 if ttl_ms == nil or ttl_ms == 0 then return redis.error_reply('RAC_BADARG ttl_ms') end
 if token == nil or token == '' then return redis.error_reply('RAC_BADARG call token') end
-if runs == nil or #KEYS ~= 2 + 5 * runs then return redis.error_reply('RAC_BADARG key count') end
-local stream, maxlen = KEYS[#KEYS], whole(ARGV[#ARGV])
+if runs == nil or #KEYS ~= 3 + 5 * runs then return redis.error_reply('RAC_BADARG key count') end
+local stream, maxlen = KEYS[#KEYS - 1], whole(ARGV[#ARGV - 1])
 if maxlen == nil or maxlen == 0 then return redis.error_reply('RAC_BADARG findings maxlen') end
 
 -- Validate everything before the first write.
@@ -69,7 +78,7 @@ for r = 1, runs do
   at = at + 2
   for j = 1, m do
     local ack_id, key, ok = ARGV[at], ARGV[at + 1], ARGV[at + 2]
-    if at + 3 >= #ARGV then return redis.error_reply('RAC_BADARG argument count') end
+    if at + 3 >= #ARGV - 1 then return redis.error_reply('RAC_BADARG argument count') end
     if ack_id == '' then return redis.error_reply('RAC_BADARG ack id of ack ' .. j) end
     if not string.find(key, '|', 1, true) then
       return redis.error_reply('RAC_BADARG expectation key of ack ' .. j)
@@ -78,7 +87,9 @@ for r = 1, runs do
     at = at + 4
   end
 end
-if at ~= #ARGV then return redis.error_reply('RAC_BADARG argument count') end
+if at ~= #ARGV - 1 then return redis.error_reply('RAC_BADARG argument count') end
+local reset = epoch_error()
+if reset then return redis.error_reply(reset) end
 
 local now = now_ms()
 local outcomes = {}

@@ -8,8 +8,9 @@
   (or removes it when nothing is PENDING any more) and appends one MISSING
   event per mark to the shard's findings stream. When the marks settle the run
   (nothing PENDING) its verdict (INCOMPLETE or STALE) is appended too, once.
-  A run that is in the index but whose keys are gone (expired) is removed from
-  the index and reported by an EXPIRED event: that too is an audit finding.
+  A run that is in the index but whose due set is gone (its keys expired, even
+  if acks that came afterwards made some of them anew) is removed from the index
+  and reported by an EXPIRED event: that too is an audit finding.
   Running it twice marks nothing twice: a marked expectation is no longer due.
 
   KEYS[1]: P:{s}:pending     zset    run_id -> earliest PENDING due (ms)
@@ -20,11 +21,13 @@
   KEYS[5]: P:{s}:acks:<run>  list    (TTL refresh only)
   KEYS[6]: P:{s}:ackid:<run> hash    (TTL refresh only)
   KEYS[7]: P:{s}:findings    stream  findings events of the shard
+  KEYS[8]: P:{s}:epoch       string  the shard's store epoch (reset detection)
 
   ARGV[1]: ttl_ms of every run key (whole number > 0)
   ARGV[2]: run_id (member of the pending index)
   ARGV[3]: limit: most expectations marked by this call (whole number 1..1000)
   ARGV[4]: findings stream bound (whole number > 0; approximate MAXLEN)
+  ARGV[5]: the store epoch the client opened with (RAC_RESET when it differs)
 
   Reply    { state, now_ms, next_due, ... }
            state 0 (swept): next_due is the run's score left in the index, or
@@ -33,26 +36,32 @@
              then the EXPIRED event id
            state 2 (unknown): no keys and not in the index; nothing written
   Errors   "RAC_BADARG <what>" when an argument is malformed; nothing is written.
+           "RAC_RESET <what>" when the shard's epoch is gone or new (the server
+           lost the store's data since the client opened it); nothing is written.
 ]]
 -- @include "common"
 
-if #KEYS ~= 7 or #ARGV ~= 4 then return redis.error_reply('RAC_BADARG expected 7 keys and 4 arguments') end
+if #KEYS ~= 8 or #ARGV ~= 5 then return redis.error_reply('RAC_BADARG expected 8 keys and 5 arguments') end
 local ttl_ms, run_id, limit, maxlen = whole(ARGV[1]), ARGV[2], whole(ARGV[3]), whole(ARGV[4])
 if ttl_ms == nil or ttl_ms == 0 then return redis.error_reply('RAC_BADARG ttl_ms') end
 if run_id == '' then return redis.error_reply('RAC_BADARG run_id') end
 if limit == nil or limit == 0 or limit > 1000 then return redis.error_reply('RAC_BADARG limit') end
 if maxlen == nil or maxlen == 0 then return redis.error_reply('RAC_BADARG findings maxlen') end
+local reset = epoch_error()
+if reset then return redis.error_reply(reset) end
 
 local now = now_ms()
 local at = string.format('%d', now)
 
-if redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4]) == 0 then
-  local score = redis.call('ZSCORE', KEYS[1], run_id)
-  if not score then return { 2, now, -1 } end
-  redis.call('ZREM', KEYS[1], run_id)
-  local id = emit(KEYS[7], maxlen, 'type', 'EXPIRED', 'run_id', run_id, 'at_ms', at,
-    'source', 'sweep', 'due_ms', score)
-  return { 1, now, tonumber(score), id }
+if redis.call('EXISTS', KEYS[4]) == 0 then
+  local state, score = lost_state(KEYS[1], KEYS[2], KEYS[3], run_id)
+  if state == 2 then return { 2, now, -1 } end
+  if state == 1 then
+    redis.call('ZREM', KEYS[1], run_id)
+    local id = emit(KEYS[7], maxlen, 'type', 'EXPIRED', 'run_id', run_id, 'at_ms', at,
+      'source', 'sweep', 'due_ms', score)
+    return { 1, now, tonumber(score), id }
+  end
 end
 
 -- Overdue means server time > due, as for a late ack in add_acks. The overdue

@@ -19,17 +19,21 @@
   KEYS[5]: P:{s}:acks:<run>  list  (TTL refresh only)
   KEYS[6]: P:{s}:ackid:<run> hash  (TTL refresh only)
   KEYS[7]: P:{s}:findings    stream  findings events of the shard
+  KEYS[8]: P:{s}:epoch       string  the shard's store epoch (reset detection)
 
   ARGV[1]: ttl_ms of every run key (whole number > 0)
   ARGV[2]: run_id (member of the pending index)
   ARGV[3]: expectation key "domain|action"
   ARGV[4]: new status: PENDING | ACKED | FAILED | MISSING
   ARGV[5]: findings stream bound (whole number > 0; approximate MAXLEN)
+  ARGV[6]: the store epoch the client opened with (RAC_RESET when it differs)
 
   Reply    1 when the expectation exists (now in the new status), 0 when it does not.
   Errors   "RAC_BADARG <what>" for a malformed argument;
-           "RAC_TRANSITION <from> -> <to>" for a move the state machine forbids.
-           Nothing is written in either case.
+           "RAC_TRANSITION <from> -> <to>" for a move the state machine forbids;
+           "RAC_RESET <what>" when the shard's epoch is gone or new (the server
+           lost the store's data since the client opened it).
+           Nothing is written in any of these cases.
 ]]
 -- @include "common"
 
@@ -44,12 +48,14 @@ local ALLOWED = {
 local ttl_ms = whole(ARGV[1])
 local run_id, key, target = ARGV[2], ARGV[3], ARGV[4]
 local maxlen = whole(ARGV[5])
-if #KEYS ~= 7 or #ARGV ~= 5 then return redis.error_reply('RAC_BADARG expected 7 keys and 5 arguments') end
+if #KEYS ~= 8 or #ARGV ~= 6 then return redis.error_reply('RAC_BADARG expected 8 keys and 6 arguments') end
 if ttl_ms == nil or ttl_ms == 0 then return redis.error_reply('RAC_BADARG ttl_ms') end
 if maxlen == nil or maxlen == 0 then return redis.error_reply('RAC_BADARG findings maxlen') end
 if run_id == '' then return redis.error_reply('RAC_BADARG run_id') end
 if not string.find(key, '|', 1, true) then return redis.error_reply('RAC_BADARG expectation key') end
 if not STATUSES[target] then return redis.error_reply('RAC_BADARG status') end
+local reset = epoch_error()
+if reset then return redis.error_reply(reset) end
 
 if redis.call('HEXISTS', KEYS[2], key) == 0 then return 0 end
 local record = redis.call('HGET', KEYS[3], key)

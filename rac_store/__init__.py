@@ -15,9 +15,11 @@ from .errors import (
     RACStoreError,
     ReadOnlyStoreError,
     RunNotFoundError,
+    StoreDataError,
     StoreNotFoundError,
     StoreOutOfMemoryError,
     StorePermissionError,
+    StoreResetError,
     StoreResponseError,
     StoreTLSError,
     StoreUnavailableError,
@@ -43,7 +45,7 @@ from .models import (
 )
 from .reconciler import AuditReconciler, get_audit_reconciler
 from .retry import RetryPolicy
-from .server_checks import EvictionPolicyWarning
+from .server_checks import EvictionPolicyWarning, PersistenceWarning
 from .store import AuditStore, get_audit_store, reset_audit_store
 from .wait_aof import WaitAof
 
@@ -70,6 +72,7 @@ __all__ = [
     "LayoutMismatchError",
     "PendingReport",
     "PendingRun",
+    "PersistenceWarning",
     "RACDurabilityError",
     "RACStoreError",
     "ReadOnlyStoreError",
@@ -77,10 +80,12 @@ __all__ = [
     "ReconciliationStatus",
     "RetryPolicy",
     "RunNotFoundError",
+    "StoreDataError",
     "StoreDurabilityMode",
     "StoreNotFoundError",
     "StoreOutOfMemoryError",
     "StorePermissionError",
+    "StoreResetError",
     "StoreResponseError",
     "StoreTLSError",
     "StoreUnavailableError",

@@ -1,12 +1,13 @@
 """The ``add_acks.lua`` call, built in one place for single acks, batches and auto-pipelining.
 
 ``add_acks.lua`` takes the acks of one or more runs of one shard: KEYS are the
-shard's pending index, five keys per run, then the shard's findings stream;
-ARGV are the TTL, a call token and the number of runs, then per run its id and
-ack count followed by four values per ack, then the findings-stream bound
-(see the script's header). :func:`ack_group` validates the acks of one run and
-encodes them once; :func:`add_acks_call` lays one or more groups of a shard out
-as that call; :func:`merge_by_shard` groups many calls' worth of groups (the
+shard's pending index, five keys per run, then the shard's findings stream and
+its epoch key; ARGV are the TTL, a call token and the number of runs, then per
+run its id and ack count followed by four values per ack, then the
+findings-stream bound and the epoch the store opened with (see the script's
+header). :func:`ack_group` validates the acks of one run and encodes them
+once; :func:`add_acks_call` lays one or more groups of a shard out as that
+call; :func:`merge_by_shard` groups many calls' worth of groups (the
 auto-pipeline's queue) into one call per shard.
 
 Every built call carries a fresh call token: a re-send of that call (after a
@@ -17,8 +18,9 @@ rather than DUPLICATE (docs/reliability.md).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import NamedTuple
 
 from . import codec
@@ -48,6 +50,9 @@ class CallSettings(NamedTuple):
 
     ttl_ms: int
     findings_maxlen: int
+    epochs: Mapping[str, str] = MappingProxyType({})
+    """Epoch key -> the epoch the store opened with: the store core's own dict, filled in
+    place when the store opens (a call built before that carries "" and is refused)."""
 
 
 def call_token() -> bytes:
@@ -98,8 +103,8 @@ def add_acks_call(
         keys += group.keys.run_keys
         args += (group.run_id, group.acks)
         args += group.values
-    keys.append(first.findings)
-    args.append(settings.findings_maxlen)
+    keys += (first.findings, first.epoch)
+    args += (settings.findings_maxlen, settings.epochs.get(first.epoch, ""))
     return ScriptCall(Script.ADD_ACKS, keys, args, operation)
 
 

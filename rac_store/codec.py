@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, StoreDataError
 from .models import AuditExpectation, DomainAck
 from .validation import MAX_PAYLOAD_BYTES
 
@@ -34,10 +34,16 @@ def encode(item: Any) -> bytes:
 
 
 def decode_expectation(payload: bytes) -> AuditExpectation:
-    """An expectation from its stored bytes."""
-    return _expectation_decoder.decode(payload)
+    """An expectation from its stored bytes (StoreDataError when they are not one)."""
+    try:
+        return _expectation_decoder.decode(payload)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise StoreDataError(f"a stored expectation cannot be read: {exc}") from exc
 
 
 def decode_ack(payload: bytes) -> DomainAck:
-    """An ack from its stored bytes."""
-    return _ack_decoder.decode(payload)
+    """An ack from its stored bytes (StoreDataError when they are not one)."""
+    try:
+        return _ack_decoder.decode(payload)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise StoreDataError(f"a stored ack cannot be read: {exc}") from exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,12 +20,15 @@ from typing import Any
 from . import codec
 from .acks import CallSettings, ack_group, add_acks_call, single_ack_group
 from .errors import InvalidInputError, LayoutMismatchError, StoreNotFoundError
-from .keys import LAYOUT_VERSION, KeySpace
+from .keys import LAYOUT_VERSION, KeySpace, RunKeys
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .scripts import Arg, Script, ScriptCall
 from .validation import (
     KEY_SEPARATOR,
+    MAX_FINDINGS_MAXLEN,
+    MAX_TTL_SECONDS,
     action_key,
+    bounded_int,
     canonical_run_id,
     check_batch,
     check_expectation,
@@ -101,10 +105,16 @@ class StoreCore:
         findings_maxlen: int = DEFAULT_FINDINGS_MAXLEN,
     ) -> None:
         self.keys = keyspace
-        self.ttl_seconds = positive_int(ttl_seconds, "ttl_seconds")
-        self.findings_maxlen = positive_int(findings_maxlen, "findings_maxlen")
+        self.ttl_seconds = bounded_int(ttl_seconds, "ttl_seconds", 1, MAX_TTL_SECONDS)
+        self.findings_maxlen = bounded_int(
+            findings_maxlen, "findings_maxlen", 1, MAX_FINDINGS_MAXLEN
+        )
         self._ttl_ms = ttl_seconds * 1000
-        self.ack_settings = CallSettings(self._ttl_ms, self.findings_maxlen)
+        self.epochs: dict[str, str] = {}
+        """Epoch key -> the store epoch of that shard, as read when the store opened
+        (:meth:`open_epochs`); every write call carries its shard's (reset detection).
+        Filled in place: :attr:`ack_settings` (and the asyncio auto-pipeline) share it."""
+        self.ack_settings = CallSettings(self._ttl_ms, self.findings_maxlen, self.epochs)
         """What every ``add_acks`` call of this store carries (see :mod:`rac_store.acks`)."""
 
     # -- start-up -----------------------------------------------------------------
@@ -112,6 +122,34 @@ class StoreCore:
         """Record (or check) the shard count and layout version."""
         args = (self.keys.shards, LAYOUT_VERSION)
         return ScriptCall(Script.INIT_META, (self.keys.meta,), args, "init_meta")
+
+    def open_epochs(self) -> CommandCall:
+        """Read every shard's store epoch (one pipeline of ``GET``); see :meth:`adopt_epochs`.
+
+        Every write script compares its shard's epoch with the one read when the
+        store opened, so a store notices a server that lost its data
+        (docs/reliability.md, "Reset detection").
+        """
+        return CommandCall([("GET", key) for key in self.keys.all_epochs()], "open")
+
+    def adopt_epochs(self, call: CommandCall, replies: Sequence[Any]) -> CommandCall | None:
+        """Take in the replies of :meth:`open_epochs` (or of the call this returns).
+
+        Returns None when every shard's epoch is known, else the call that makes the
+        missing ones: ``SET <key> <new epoch> NX GET``, whose reply is the epoch another
+        store made meanwhile, or nil when this one made it. A store on a server where
+        the epochs exist sends no write (an inspector user may open it).
+        """
+        for command, reply in zip(call.commands, replies, strict=True):
+            made = command[2] if command[0] == "SET" else None
+            value = made if reply is None else reply
+            if value is not None:
+                self.epochs[str(command[1])] = text(value)
+        missing = [key for key in self.keys.all_epochs() if key not in self.epochs]
+        if not missing:
+            return None
+        new = os.urandom(12).hex()
+        return CommandCall([("SET", key, new, "NX", "GET") for key in missing], "open", True)
 
     def read_meta(self) -> CommandCall:
         """The layout the store recorded (shard count, layout version), without writing."""
@@ -152,8 +190,8 @@ class StoreCore:
             key = check_expectation(run, exp)
             live = "1" if is_liveness(exp) else "0"
             args += (key, exp.deadline_ms, live, codec.encode(exp))
-        args.append(self.findings_maxlen)
         keys = self.keys.for_run(run)
+        args += (self.findings_maxlen, self._epoch(keys))
         return ScriptCall(Script.ADD_EXPECTATIONS, keys, args, "add_expectations")
 
     def add_ack(self, run_id: uuid.UUID | str, ack: DomainAck) -> ScriptCall:
@@ -172,27 +210,31 @@ class StoreCore:
         """Move one expectation along the state machine."""
         run = canonical_run_id(run_id)
         key = action_key(domain, action)
-        args = (self._ttl_ms, run, key, check_status(status).value, self.findings_maxlen)
         keys = self.keys.for_run(run)
+        status_value = check_status(status).value
+        args = (self._ttl_ms, run, key, status_value, self.findings_maxlen, self._epoch(keys))
         return ScriptCall(Script.UPDATE_STATUS, keys, args, "update_expectation_status")
 
     def clear_run(self, run_id: uuid.UUID | str) -> ScriptCall:
         """Delete every key of one run and its index entry."""
         run = canonical_run_id(run_id)
         keys = self.keys.for_run(run)
-        return ScriptCall(Script.CLEAR_RUN, (keys.pending, *keys.run_keys), (run,), "clear_run")
+        script_keys = (keys.pending, *keys.run_keys, keys.epoch)
+        return ScriptCall(Script.CLEAR_RUN, script_keys, (run, self._epoch(keys)), "clear_run")
 
     def end_run(self, run_id: uuid.UUID | str, limit: int = DEFAULT_SWEEP_MARKS) -> ScriptCall:
         """Mark the run's PENDING expectations MISSING now (at most ``limit``), then judge it."""
         run = canonical_run_id(run_id)
-        args = (self._ttl_ms, run, sweep_marks(limit), self.findings_maxlen)
-        return ScriptCall(Script.END_RUN, self.keys.for_run(run), args, "end_run")
+        keys = self.keys.for_run(run)
+        args = (self._ttl_ms, run, sweep_marks(limit), self.findings_maxlen, self._epoch(keys))
+        return ScriptCall(Script.END_RUN, keys, args, "end_run")
 
     def sweep_run(self, run_id: uuid.UUID | str, limit: int = DEFAULT_SWEEP_MARKS) -> ScriptCall:
         """Mark one run's overdue PENDING expectations MISSING (at most ``limit``)."""
         run = canonical_run_id(run_id)
-        args = (self._ttl_ms, run, sweep_marks(limit), self.findings_maxlen)
-        return ScriptCall(Script.SWEEP_RUN, self.keys.for_run(run), args, "sweep")
+        keys = self.keys.for_run(run)
+        args = (self._ttl_ms, run, sweep_marks(limit), self.findings_maxlen, self._epoch(keys))
+        return ScriptCall(Script.SWEEP_RUN, keys, args, "sweep")
 
     def record_finding(
         self, run_id: uuid.UUID | str, kind: str, fields: Sequence[tuple[str, str]]
@@ -206,8 +248,14 @@ class StoreCore:
         for name, value in fields:
             args += (name, value)
         run_keys = self.keys.for_run(run)
-        keys = (run_keys.st, run_keys.findings)
+        args.append(self._epoch(run_keys))
+        keys = (run_keys.st, run_keys.findings, run_keys.epoch)
         return ScriptCall(Script.RECORD_FINDING, keys, args, "record_finding")
+
+    def _epoch(self, keys: RunKeys) -> str:
+        """The epoch a write to ``keys``' shard carries ("" before the store opened: the
+        script refuses it as RAC_BADARG)."""
+        return self.epochs.get(keys.epoch, "")
 
     # -- reads ----------------------------------------------------------------------
     def read_expectations(self, run_id: uuid.UUID | str) -> ScriptCall:

@@ -59,6 +59,25 @@ class StoreResponseError(RACStoreError):
     """Redis answered with an error that has no more specific class."""
 
 
+class StoreDataError(RACStoreError):
+    """A stored record cannot be read: it was not written by this store (or this version).
+
+    What the store writes always reads back (its checks bound what it accepts);
+    this is what a read raises instead of a decoder's own error when something
+    else wrote the run's keys.
+    """
+
+
+class StoreResetError(RACStoreError):
+    """The server lost the store's data since this store opened (a restart without
+    persistence, a flush): the shard's epoch key is gone or was made anew.
+
+    Nothing was written. Acks sent now would be recorded against nothing (as drift),
+    so the store refuses them. Open a new store to go on (its expectations must be
+    declared again), and treat the runs in flight as lost. See docs/reliability.md.
+    """
+
+
 class UnsupportedServerError(RACStoreError):
     """The server lacks something the store needs (version, configuration)."""
 
@@ -82,6 +101,7 @@ _SCRIPT_ERROR_CODES: dict[str, type[RACStoreError]] = {
     "RAC_TRANSITION": InvalidTransitionError,
     "RAC_SHARDS": LayoutMismatchError,
     "RAC_LAYOUT": LayoutMismatchError,
+    "RAC_RESET": StoreResetError,
     "OOM": StoreOutOfMemoryError,
     "NOPERM": StorePermissionError,
     "NOAUTH": StorePermissionError,
@@ -136,9 +156,15 @@ def is_retryable(exc: BaseException) -> bool:
     )
 
 
+def is_busy(exc: BaseException) -> bool:
+    """True for ``BUSY``: the server is running a script past ``busy-reply-threshold`` (e.g.
+    someone's endless EVAL) and refused the command without running it."""
+    return isinstance(exc, rexc.ResponseError) and str(exc).startswith("BUSY ")
+
+
 def was_not_executed(exc: BaseException) -> bool:
-    """True for a reply saying the command did not run (see NOT_EXECUTED_ERRORS)."""
-    return isinstance(exc, NOT_EXECUTED_ERRORS)
+    """True for a reply saying the command did not run (see NOT_EXECUTED_ERRORS, and BUSY)."""
+    return isinstance(exc, NOT_EXECUTED_ERRORS) or is_busy(exc)
 
 
 _TRANSPORT_MODULES = (
@@ -201,8 +227,9 @@ def map_redis_error(
         _SCRIPT_ACL_DENIAL in message
     ):
         return StorePermissionError(f"{operation}: {message}")
-    if isinstance(exc, RETRYABLE_ERRORS):
-        return StoreUnavailableError(f"{operation}: Redis unreachable: {message}")
+    if isinstance(exc, RETRYABLE_ERRORS) or is_busy(exc):
+        why = "Redis busy running a script" if is_busy(exc) else "Redis unreachable"
+        return StoreUnavailableError(f"{operation}: {why}: {message}")
     if isinstance(exc, (*CLUSTER_UNAVAILABLE_ERRORS, rexc.RedisClusterException)):
         return _cluster_error(exc, operation)
     if isinstance(exc, rexc.OutOfMemoryError):

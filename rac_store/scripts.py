@@ -22,7 +22,7 @@ from functools import cache
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Script(str, Enum):
@@ -137,3 +137,18 @@ def load_scripts(embedded: bool) -> dict[Script, LoadedScript]:
         sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
         loaded[script] = LoadedScript(text, sha, source.read_only)
     return loaded
+
+
+def preload(client: Any) -> dict[Script, str]:
+    """``SCRIPT LOAD`` every script into the server of ``client`` (a sync redis-py client
+    of an admin); the SHA1 of each.
+
+    For deployments whose workers may not ``EVAL`` (``worker_rules(allow_eval=False)``,
+    docs/security.md): they can then run the store's scripts, and only those. Run it
+    again after every restart, failover or ``SCRIPT FLUSH`` (on every primary of a
+    Redis Cluster): until then those workers' calls fail with StorePermissionError.
+    """
+    return {
+        script: str(client.script_load(loaded.text))
+        for script, loaded in load_scripts(embedded=False).items()
+    }

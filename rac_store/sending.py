@@ -21,6 +21,7 @@ from redis.exceptions import NoScriptError, RedisClusterException
 
 from .cluster import is_cluster
 from .cluster.routing import ClusterRouter
+from .connect import client_resends as client_resends_of
 from .core import Call, CommandCall
 from .errors import DurabilityNotConfirmedError, ReadOnlyStoreError, map_redis_error
 from .retry import Retrier, RetryPolicy
@@ -50,7 +51,12 @@ class WriteGuard:
 
 
 class SenderBase:
-    """What both senders hold: the client, the scripts, the retry policy, the write guard."""
+    """What both senders hold: the client, the scripts, the retry policy, the write guard.
+
+    ``client_resends`` is how often the client re-sends a command by itself after a
+    lost connection (None: read from the client, :func:`rac_store.connect.client_resends`);
+    those sends count against the policy's ``attempts`` rather than multiply them.
+    """
 
     def __init__(
         self,
@@ -58,11 +64,21 @@ class SenderBase:
         scripts: Mapping[Script, LoadedScript],
         retry: RetryPolicy,
         read_only: bool,
+        client_resends: int | None = None,
     ) -> None:
         self._client = client
         self._scripts = scripts
         self.retry = retry
         self._guard = WriteGuard(scripts, read_only)
+        self.client_resends = (
+            client_resends_of(client) if client_resends is None else client_resends
+        )
+
+    def retrier(self, client_resends: int | None = None) -> Retrier:
+        """The retry decisions of one call sent through the client (or, with
+        ``client_resends=0``, straight on a connection)."""
+        resends = self.client_resends if client_resends is None else client_resends
+        return self.retry.retrier(client_resends=resends)
 
 
 class Sender(SenderBase):
@@ -76,8 +92,9 @@ class Sender(SenderBase):
         wait_aof: WaitAof | None = None,
         *,
         read_only: bool = False,
+        client_resends: int | None = None,
     ) -> None:
-        super().__init__(client, scripts, retry, read_only)
+        super().__init__(client, scripts, retry, read_only, client_resends)
         self._wait_aof = wait_aof
         self.router = ClusterRouter(client) if is_cluster(client) else None
         """The cluster short path (None on a single node)."""
@@ -105,7 +122,7 @@ class Sender(SenderBase):
         if isinstance(exc, NoScriptError):
             by_body = loaded.command(call, by_body=True)
             return self.retrying(call.operation, lambda: self._client.execute_command(*by_body))
-        retrier = self.retry.retrier()
+        retrier = self.retrier()
         delay = retrier.delay_after(exc)
         if delay is None:
             raise map_redis_error(exc, call.operation) from exc
@@ -158,7 +175,7 @@ class Sender(SenderBase):
 
         ``retrier`` carries on the decisions of a call already tried once (the hot path).
         """
-        retrier = retrier or self.retry.retrier()
+        retrier = retrier or self.retrier()
         while True:
             try:
                 return send()

@@ -7,6 +7,9 @@ hands the parsed reply to :func:`check_server`, which
 * refuses servers older than Redis 7 (the scripts' ``#!lua`` flags need 7.0),
 * warns (:class:`EvictionPolicyWarning`) when ``maxmemory-policy`` may evict the
   store's keys, and refuses that in ``AOS_MODE=prod``,
+* warns (:class:`PersistenceWarning`) when it cannot confirm that the server keeps
+  its data across a restart (no AOF), and refuses that in ``AOS_MODE=prod`` unless
+  allowed (``allow_no_persistence=True`` or ``RAC_ALLOW_NO_PERSISTENCE=true``),
 * refuses ``wait_aof`` where the server has no ``WAITAOF`` (Redis < 7.2) or no AOF.
 
 Nothing here talks to Redis, so the sync and asyncio stores share it. The
@@ -36,6 +39,20 @@ SAFE_POLICY = "noeviction"
 
 class EvictionPolicyWarning(UserWarning):
     """The server may evict keys (and so silently drop expectations or acks) when full."""
+
+
+class PersistenceWarning(UserWarning):
+    """The server may lose its data on a restart (no AOF): acks reported RECORDED can vanish.
+
+    Only an AOF (``appendonly yes``) is taken as persistence: ``INFO`` shows it, while
+    the RDB ``save`` schedule needs ``CONFIG GET``, which a least-privilege user lacks
+    — and an RDB restore brings back an older state without a word anyway
+    (docs/reliability.md).
+    """
+
+
+ALLOW_NO_PERSISTENCE_ENV = "RAC_ALLOW_NO_PERSISTENCE"
+"""Set to true to let stores start in AOS_MODE=prod on a server without an AOF."""
 
 
 @dataclass(frozen=True)
@@ -76,18 +93,26 @@ def parse_version(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def check_server(facts: ServerFacts, *, aos_mode: str, wait_aof: WaitAof | None) -> list[str]:
+def check_server(
+    facts: ServerFacts,
+    *,
+    aos_mode: str,
+    wait_aof: WaitAof | None,
+    allow_no_persistence: bool = False,
+) -> list[UserWarning]:
     """Refuse an unfit server; return the warnings to give about a usable one.
 
     Raises UnsupportedServerError for Redis < 7, for an evicting
-    ``maxmemory-policy`` in ``AOS_MODE=prod``, and for ``wait_aof`` on a server
-    without ``WAITAOF`` or without ``appendonly yes``.
+    ``maxmemory-policy`` in ``AOS_MODE=prod``, for a server without an AOF in
+    ``AOS_MODE=prod`` unless ``allow_no_persistence``, and for ``wait_aof`` on a
+    server without ``WAITAOF`` or without ``appendonly yes``. A server without an
+    AOF that is allowed gives no warning (the operator chose it).
     """
     if facts.version < MIN_VERSION:
         raise UnsupportedServerError(
             f"Redis {facts.version_text} is too old: rac_store needs Redis >= 7.0"
         )
-    warnings: list[str] = []
+    warnings: list[UserWarning] = []
     if facts.maxmemory_policy != SAFE_POLICY:
         message = (
             f"maxmemory-policy is {facts.maxmemory_policy!r} (maxmemory={facts.maxmemory}):"
@@ -96,7 +121,18 @@ def check_server(facts: ServerFacts, *, aos_mode: str, wait_aof: WaitAof | None)
         )
         if aos_mode == "prod":
             raise UnsupportedServerError(f"refused in AOS_MODE=prod: {message}")
-        warnings.append(message)
+        warnings.append(EvictionPolicyWarning(message))
+    if not facts.aof_enabled and not allow_no_persistence:
+        message = (
+            "the server has no AOF (appendonly no): a restart loses every ack and expectation"
+            " since the last RDB snapshot, if it takes any (the store then raises"
+            " StoreResetError for writes rather than record acks against nothing); set"
+            " appendonly yes, or pass allow_no_persistence=True"
+            f" ({ALLOW_NO_PERSISTENCE_ENV}=true) to accept it"
+        )
+        if aos_mode == "prod":
+            raise UnsupportedServerError(f"refused in AOS_MODE=prod: {message}")
+        warnings.append(PersistenceWarning(message))
     if wait_aof is not None:
         if facts.version < WAITAOF_VERSION:
             raise UnsupportedServerError(

@@ -20,7 +20,7 @@ from .errors import UnsupportedServerError
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .sending import Sender
 from .server_checks import INFO_SECTIONS, info_denied
-from .store_base import StoreBase, StoreOptions
+from .store_base import StoreBase, StoreOptions, StoreSettings
 from .wait_aof import WaitAof, as_wait_aof
 
 if TYPE_CHECKING:
@@ -64,7 +64,9 @@ class AuditStore(StoreBase):
         )
         if self._check_server_at_start and not self._embedded:
             self._check_server()
-        self._opened(self.execute(self._layout_call()))
+        epochs = self._opened(self.execute(self._layout_call()))
+        while epochs is not None:
+            epochs = self._epochs_opened(epochs, self.execute(epochs))
 
     @classmethod
     def from_url(
@@ -80,8 +82,11 @@ class AuditStore(StoreBase):
         A Redis Cluster is named by ``redis+cluster://`` / ``rediss+cluster://``, or by
         ``cluster=True`` with a plain URL (see :mod:`rac_store.cluster.urls`).
         ``client_options`` go to redis-py's ``from_url`` (e.g. ``ssl_ca_certs``,
-        ``socket_timeout``, ``username``); ``options`` go to the store.
+        ``socket_timeout``, ``username``; the defaults of
+        :func:`rac_store.connect.client_from_url` apply otherwise); ``options`` go to the
+        store and are checked before the client is made.
         """
+        StoreSettings.check(options, {"wait_aof": as_wait_aof})
         client = client_from_url(url, cluster=cluster, **(client_options or {}))
         return cls(client, **options)
 

@@ -14,15 +14,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypedDict
 
-from .core import DEFAULT_FINDINGS_MAXLEN, Call, StoreCore
+from .core import DEFAULT_FINDINGS_MAXLEN, Call, CommandCall, StoreCore
 from .embedded import is_embedded
-from .environment import StoreDurabilityMode, aos_mode, choose_client
-from .errors import UnsupportedServerError
-from .keys import KeySpace
+from .environment import StoreDurabilityMode, aos_mode, choose_client, env_flag
+from .errors import InvalidInputError, UnsupportedServerError
+from .keys import KeySpace, check_prefix, check_shards
 from .metrics import MetricsOption, resolve_metrics
 from .retry import RetryPolicy
 from .scripts import load_scripts
-from .server_checks import EvictionPolicyWarning, ServerFacts, check_server
+from .server_checks import ALLOW_NO_PERSISTENCE_ENV, ServerFacts, check_server
+from .validation import MAX_FINDINGS_MAXLEN, MAX_TTL_SECONDS, bounded_int
 from .wait_aof import WaitAof
 
 _log = logging.getLogger("rac_store")
@@ -40,6 +41,18 @@ class StoreOptions(TypedDict, total=False):
     counts acks (:mod:`rac_store.metrics`; ``False`` for none); ``check_server`` (True)
     runs the start-up checks of :mod:`rac_store.server_checks`.
 
+    ``allow_no_persistence`` (False) lets a store start in ``AOS_MODE=prod`` on a
+    server whose persistence the start-up checks cannot confirm (no AOF); the
+    environment variable ``RAC_ALLOW_NO_PERSISTENCE=true`` does the same for stores
+    made without options (``get_audit_store()``). See docs/reliability.md.
+
+    Every option is checked when the store is made, before any connection
+    (:class:`~rac_store.errors.InvalidInputError`; an unknown option is a TypeError):
+    ``ttl_seconds`` an int in 1..31,536,000 (a year), ``findings_maxlen`` an int in
+    1..10,000,000, ``shards`` a power of two in 1..16384, ``prefix`` a word without
+    braces, ``|``, whitespace or glob characters, ``retry`` a RetryPolicy (whose own
+    fields are checked when it is made), the flags bools.
+
     ``read_only`` (False) opens an existing store for reading only: nothing is ever
     written (a write raises :class:`~rac_store.errors.ReadOnlyStoreError` before
     anything is sent), the layout is read rather than recorded
@@ -55,11 +68,12 @@ class StoreOptions(TypedDict, total=False):
     metrics: MetricsOption
     check_server: bool
     read_only: bool
+    allow_no_persistence: bool
 
 
 @dataclass(frozen=True)
 class StoreSettings:
-    """:class:`StoreOptions` with their defaults filled in."""
+    """:class:`StoreOptions` with their defaults filled in, each checked (InvalidInputError)."""
 
     prefix: str = "rac"
     ttl_seconds: int = 3600
@@ -69,6 +83,19 @@ class StoreSettings:
     metrics: MetricsOption = None
     check_server: bool = True
     read_only: bool = False
+    allow_no_persistence: bool = False
+
+    def __post_init__(self) -> None:
+        check_prefix(self.prefix)
+        bounded_int(self.ttl_seconds, "ttl_seconds", 1, MAX_TTL_SECONDS)
+        if self.shards is not None:
+            check_shards(self.shards)
+        if not isinstance(self.retry, RetryPolicy):
+            raise InvalidInputError(f"retry must be a RetryPolicy, got {self.retry!r:.80}")
+        bounded_int(self.findings_maxlen, "findings_maxlen", 1, MAX_FINDINGS_MAXLEN)
+        for flag in ("check_server", "read_only", "allow_no_persistence"):
+            if not isinstance(getattr(self, flag), bool):
+                raise InvalidInputError(f"{flag} must be a bool: {getattr(self, flag)!r:.80}")
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> StoreSettings:
@@ -79,6 +106,15 @@ class StoreSettings:
             raise TypeError(f"unexpected store option(s): {', '.join(unknown)}")
         given = {name: value for name, value in options.items() if value is not None}
         return cls(**given)
+
+    @classmethod
+    def check(cls, options: Mapping[str, Any], own: Mapping[str, Callable[[Any], object]]) -> None:
+        """Check ``options`` before a client is made (``from_url``): the store options,
+        and the store class's own keywords, each with its check in ``own``."""
+        cls.from_options({name: v for name, v in options.items() if name not in own})
+        for name, check in own.items():
+            if name in options:
+                check(options[name])
 
 
 class StoreBase:
@@ -92,7 +128,7 @@ class StoreBase:
         options: StoreOptions,
         wait_aof: WaitAof | None = None,
     ) -> None:
-        settings = StoreSettings.from_options(options)
+        settings = StoreSettings.from_options(options)  # every option checked, nothing made yet
         self._core = StoreCore(
             KeySpace(
                 settings.prefix, DEFAULT_SHARDS if settings.shards is None else settings.shards
@@ -104,12 +140,13 @@ class StoreBase:
         self._read_only = settings.read_only
         self._retry = settings.retry
         self._check_server_at_start = settings.check_server
+        self._allow_no_persistence = settings.allow_no_persistence
+        self._metrics = resolve_metrics(settings.metrics)
         self._client, self._mode = choose_client(redis_client, connect, embedded)
         self._embedded = is_embedded(self._client)
         if self._embedded and wait_aof is not None:
             raise UnsupportedServerError("wait_aof needs a Redis server with an AOF")
         self._wait_aof = wait_aof
-        self._metrics = resolve_metrics(settings.metrics)
         self._scripts = load_scripts(self._embedded)
 
     def _apply_server_checks(self, info: Mapping[str, Any]) -> None:
@@ -119,18 +156,30 @@ class StoreBase:
         so stores skip this there.
         """
         facts = ServerFacts.from_info(info)
-        for message in check_server(facts, aos_mode=aos_mode(), wait_aof=self._wait_aof):
-            _log.warning("%s", message)
-            warnings.warn(message, EvictionPolicyWarning, stacklevel=4)
+        allow = self._allow_no_persistence or env_flag(ALLOW_NO_PERSISTENCE_ENV, False)
+        found = check_server(
+            facts, aos_mode=aos_mode(), wait_aof=self._wait_aof, allow_no_persistence=allow
+        )
+        for warning in found:
+            _log.warning("%s", warning)
+            warnings.warn(warning, stacklevel=4)
 
     def _layout_call(self) -> Call:
         """The start-up call: record (or check) the layout, or only read it when read-only."""
         return self._core.read_meta() if self._read_only else self._core.init_meta()
 
-    def _opened(self, reply: Any) -> None:
-        """Take in the reply of :meth:`_layout_call` (a read-only store adopts the layout)."""
+    def _opened(self, reply: Any) -> CommandCall | None:
+        """Take in the reply of :meth:`_layout_call` (a read-only store adopts the layout);
+        the call that opens the shards' epochs next, or None (a read-only store never
+        writes, so it needs none)."""
         if self._read_only:
             self._core = self._core.adopt_layout(reply, self._shards_given)
+            return None
+        return self._core.open_epochs()
+
+    def _epochs_opened(self, call: CommandCall, reply: Any) -> CommandCall | None:
+        """Take in the reply of an epochs call; the next one to send, or None when done."""
+        return self._core.adopt_epochs(call, reply)
 
     @property
     def read_only(self) -> bool:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from enum import Enum
 from functools import lru_cache
 from typing import Any
@@ -24,7 +25,25 @@ MAX_DEADLINE_MS = 30 * 24 * 3600 * 1000
 """Longest deadline: 30 days."""
 MAX_BATCH = 10_000
 """Most expectations or acks in one call."""
+MAX_METADATA_DEPTH = 32
+"""Deepest nesting of metadata (the metadata dict itself is level 1)."""
+MAX_METADATA_ITEMS = MAX_PAYLOAD_BYTES
+"""Most values (keys and items, at every level) in one metadata: each encodes to at least a
+byte, so more could never fit in MAX_PAYLOAD_BYTES."""
+MAX_TTL_SECONDS = 365 * 24 * 3600
+"""Longest ``ttl_seconds`` of a store: one year."""
+MAX_FINDINGS_MAXLEN = 10_000_000
+"""Largest ``findings_maxlen`` (events kept per shard's findings stream)."""
 KEY_SEPARATOR = "|"
+
+
+def bounded_int(value: object, what: str, low: int, high: int) -> int:
+    """``value`` when it is an int (not a bool) in ``low..high``; InvalidInputError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"{what} must be an int, got {value!r:.80}")
+    if not low <= value <= high:
+        raise InvalidInputError(f"{what} must be in {low:,}..{high:,}: {value:,}")
+    return value
 
 
 def canonical_run_id(run_id: object) -> str:
@@ -99,6 +118,56 @@ def _common(item: AuditExpectation | DomainAck, what: str) -> None:
         metadata and not all(isinstance(k, str) for k in metadata)
     ):
         raise InvalidInputError(f"{what}.metadata must be a dict with string keys")
+    if metadata:
+        check_metadata(metadata, what)
+
+
+_CONTAINERS = (dict, list, tuple, set, frozenset)
+_SCALARS = (str, bytes, bytearray, int, float, type(None), date, time, timedelta, uuid.UUID)
+_SCALARS_TOO = (Decimal, Enum)
+
+
+def check_metadata(metadata: dict[str, Any], what: str) -> None:
+    """Bound the depth, the number of values and the text of ``metadata`` before it is encoded.
+
+    The walk is iterative and stops at MAX_METADATA_DEPTH, so metadata that contains
+    itself is refused like any too-deep one (never a RecursionError), and a structure
+    that repeats one list many times is refused after MAX_METADATA_ITEMS values,
+    before the encoder would spend time and memory on it. Values must be plain data:
+    dicts, lists, tuples, sets, text, bytes, numbers, booleans, None, dates and times,
+    UUIDs, Decimals and Enums. Whatever passes here decodes with at most this depth,
+    so reading it back never needs a deep stack (docs/reliability.md).
+    """
+    stack: list[tuple[Any, int]] = [(metadata, 1)]
+    values = 0
+    text_size = 0
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, _CONTAINERS):
+            if depth > MAX_METADATA_DEPTH:
+                raise InvalidInputError(
+                    f"{what}.metadata is nested deeper than {MAX_METADATA_DEPTH} levels"
+                    " (or contains itself)"
+                )
+            children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            values += len(children)
+            if values > MAX_METADATA_ITEMS:
+                raise InvalidInputError(
+                    f"{what}.metadata holds more than {MAX_METADATA_ITEMS:,} values"
+                )
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(value, str | bytes | bytearray):
+            text_size += len(value)
+            if text_size > MAX_PAYLOAD_BYTES:
+                raise InvalidInputError(
+                    f"{what}.metadata holds more than {MAX_PAYLOAD_BYTES:,} bytes of text"
+                )
+        elif not isinstance(value, _SCALARS) and not isinstance(value, _SCALARS_TOO):
+            raise InvalidInputError(
+                f"{what}.metadata must hold plain data (dict, list, tuple, set, text, bytes,"
+                f" numbers, bool, None, dates and times, UUID, Decimal, Enum),"
+                f" not {type(value).__name__}"
+            )
 
 
 def _optional_text(value: Any, what: str) -> None:

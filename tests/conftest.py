@@ -120,9 +120,14 @@ def server(request: pytest.FixtureRequest) -> ServerTarget:
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No test sees the caller's RAC/AOS environment or a stale singleton."""
+    """No test sees the caller's RAC/AOS environment or a stale singleton.
+
+    The session's servers run without persistence (speed): stores may start on them
+    (RAC_ALLOW_NO_PERSISTENCE); the tests of that check unset it.
+    """
     for name in ("AOS_MODE", "RAC_ENABLED", "AUDIT_REDIS_ENABLED", "RAC_REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RAC_ALLOW_NO_PERSISTENCE", "true")
     reset_audit_store()
     yield
     reset_audit_store()

@@ -35,7 +35,8 @@ def test_groups_by_shard_then_run_and_names_each_outcomes_owner() -> None:
     assert list(first.call.keys[1:]) == [
         *CORE.keys.for_run(str(a)).run_keys,
         *CORE.keys.for_run(str(b)).run_keys,
-        "rac:{1}:findings",  # the shard's findings stream comes last
+        "rac:{1}:findings",  # then the shard's findings stream
+        "rac:{1}:epoch",  # and its store epoch, last
     ]
     assert first.owners == [0, 3, 2]  # run a's acks in order, then run b's
     args = first.call.args
@@ -44,8 +45,9 @@ def test_groups_by_shard_then_run_and_names_each_outcomes_owner() -> None:
     assert [args[0], *args[2:5]] == [3_600_000, 2, str(a), 2]
     assert args[5] == acks[0].id.bytes and args[9] == acks[3].id.bytes
     assert args[13:15] == [str(b), 1]
-    assert args[-1] == CORE.findings_maxlen  # so does the stream's bound
-    assert len(args) == 3 + 2 * 2 + 4 * 3 + 1
+    assert args[-2] == CORE.findings_maxlen  # so does the stream's bound
+    assert args[-1] == ""  # and the epoch (none: CORE never opened, the script refuses it)
+    assert len(args) == 3 + 2 * 2 + 4 * 3 + 2
     assert second.owners == [1]
     assert first.call.operation == "add_ack"
 

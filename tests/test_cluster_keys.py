@@ -19,7 +19,7 @@ from rac_store.keys import KeySpace
 from rac_store.scripts import ScriptCall
 
 prefixes = st.text(
-    st.characters(codec="ascii", exclude_characters="{}| \n\r\t", min_codepoint=33),
+    st.characters(exclude_characters="{}|*?[]\\", min_codepoint=33, max_codepoint=126),
     min_size=1,
     max_size=12,
 )

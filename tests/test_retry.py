@@ -9,7 +9,12 @@ import pytest
 import redis.exceptions as rexc
 
 from rac_store import create_domain_ack, create_run_expectations
-from rac_store.errors import StoreUnavailableError, map_redis_error, transport_fault
+from rac_store.errors import (
+    InvalidInputError,
+    StoreUnavailableError,
+    map_redis_error,
+    transport_fault,
+)
 from rac_store.retry import RetryPolicy
 from rac_store.testing import embedded_store
 
@@ -25,9 +30,62 @@ class Clock:
 
 
 def test_lost_connections_are_resent_attempts_minus_one_times() -> None:
-    retrier = RetryPolicy(attempts=4, base_delay=0.05, max_delay=1.0).retrier()
+    retrier = RetryPolicy(attempts=4, base_delay=0.05, max_delay=1.0, jitter=0).retrier()
     delays = [retrier.delay_after(rexc.ConnectionError("gone")) for _ in range(4)]
     assert delays == [0.05, 0.1, 0.2, None]
+
+
+def test_jitter_shortens_each_pause_by_up_to_its_share() -> None:
+    policy = RetryPolicy(attempts=4, base_delay=0.05, max_delay=1.0, jitter=0.5)
+    longest = policy.retrier(rng=lambda: 0.0)
+    shortest = policy.retrier(rng=lambda: 1.0)
+    lost = rexc.ConnectionError("gone")
+    assert [longest.delay_after(lost) for _ in range(3)] == [0.05, 0.1, 0.2]
+    assert [shortest.delay_after(lost) for _ in range(3)] == pytest.approx([0.025, 0.05, 0.1])
+    spread = {RetryPolicy().retrier().delay_after(lost) for _ in range(50)}
+    assert len(spread) > 40 and all(0.025 <= d <= 0.05 for d in spread)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(("client_resends", "store_sends"), [(0, 4), (1, 2), (2, 1), (10, 1)])
+def test_a_client_that_resends_by_itself_spends_the_same_budget(
+    client_resends: int, store_sends: int
+) -> None:
+    """attempts counts every send: the store re-sends less when its client re-sends too."""
+    retrier = RetryPolicy(attempts=4).retrier(client_resends=client_resends)
+    resends = 0
+    while retrier.delay_after(rexc.TimeoutError("timed out")) is not None:
+        resends += 1
+    assert resends + 1 == store_sends
+
+
+def test_worst_case_counts_every_send_and_the_longest_pauses() -> None:
+    policy = RetryPolicy(attempts=4, base_delay=0.05, max_delay=1.0)
+    assert policy.worst_case(send_timeout=2.0) == pytest.approx(4 * 2.0 + 0.05 + 0.1 + 0.2)
+    assert RetryPolicy(attempts=1).worst_case(5.0) == 5.0
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"attempts": 0}, "attempts must be 1..100"),
+        ({"attempts": 101}, "attempts must be 1..100"),
+        ({"attempts": 2.0}, "attempts must be an int"),
+        ({"attempts": True}, "attempts must be an int"),
+        ({"base_delay": -1}, "base_delay must be finite and >= 0"),
+        ({"base_delay": float("nan")}, "base_delay must be finite"),
+        ({"base_delay": float("inf")}, "base_delay must be finite"),
+        ({"base_delay": "0.1"}, "base_delay must be a number"),
+        ({"base_delay": 2.0, "max_delay": 1.0}, "max_delay must be finite and >= 2.0"),
+        ({"max_delay": float("inf")}, "max_delay must be finite"),
+        ({"busy_timeout": -0.5}, "busy_timeout must be finite and >= 0"),
+        ({"busy_timeout": None}, "busy_timeout must be a number"),
+        ({"jitter": 1.5}, "jitter must be finite and 0.0..1.0"),
+        ({"jitter": -0.1}, "jitter must be finite and 0.0..1.0"),
+    ],
+)
+def test_hostile_policies_are_refused_when_made(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        RetryPolicy(**fields)
 
 
 @pytest.mark.parametrize(
@@ -42,7 +100,7 @@ def test_lost_connections_are_resent_attempts_minus_one_times() -> None:
 )
 def test_refusals_are_resent_until_the_busy_timeout(refusal: Exception) -> None:
     clock = Clock()
-    retrier = RetryPolicy(base_delay=0.1, max_delay=0.4, busy_timeout=1.0).retrier(clock)
+    retrier = RetryPolicy(base_delay=0.1, max_delay=0.4, busy_timeout=1.0, jitter=0).retrier(clock)
     seen = []
     while (delay := retrier.delay_after(refusal)) is not None:
         seen.append(delay)
@@ -154,7 +212,7 @@ def test_a_torn_down_asyncio_transport_counts_as_a_lost_connection() -> None:
     lost = transport_fault(inside)
     assert isinstance(lost, rexc.ConnectionError)
     assert lost.__cause__ is inside
-    assert RetryPolicy().retrier().delay_after(lost) == 0.05
+    assert RetryPolicy(jitter=0).retrier().delay_after(lost) == 0.05
 
 
 def test_other_attribute_errors_stay_bugs() -> None:

@@ -37,6 +37,7 @@ def test_includes_are_inlined_and_shebang_only_for_servers(name: str) -> None:
 
 KEY_PARAMETERS = (
     "KEYS[", "pending_key", "exp_key", "due_key", "st_key", "acks_key", "stream_key",
+    "epoch_key",
 )  # fmt: skip
 """What the first argument of a keyed redis.call may be: KEYS, or a helper's key parameter."""
 

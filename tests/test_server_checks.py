@@ -14,6 +14,7 @@ from rac_store import (
     AsyncAuditStore,
     AuditStore,
     EvictionPolicyWarning,
+    PersistenceWarning,
     StorePermissionError,
     UnsupportedServerError,
     WaitAof,
@@ -46,16 +47,28 @@ def test_servers_older_than_7_are_refused(version: str) -> None:
         check_server(facts(redis_version=version), aos_mode="local", wait_aof=None)
 
 
-def test_noeviction_passes_silently() -> None:
-    assert check_server(facts(), aos_mode="prod", wait_aof=None) == []
+def test_noeviction_with_an_aof_passes_silently() -> None:
+    assert check_server(facts(aof_enabled=1), aos_mode="prod", wait_aof=None) == []
 
 
 @pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-lru", "volatile-ttl", "allkeys-lfu"])
 def test_evicting_policy_warns_and_is_refused_in_prod(policy: str) -> None:
-    (message,) = check_server(facts(maxmemory_policy=policy), aos_mode="test", wait_aof=None)
-    assert policy in message and "noeviction" in message
+    evicting = facts(maxmemory_policy=policy, aof_enabled=1)
+    (warning,) = check_server(evicting, aos_mode="test", wait_aof=None)
+    assert isinstance(warning, EvictionPolicyWarning)
+    assert policy in str(warning) and "noeviction" in str(warning)
     with pytest.raises(UnsupportedServerError, match="AOS_MODE=prod"):
-        check_server(facts(maxmemory_policy=policy), aos_mode="prod", wait_aof=None)
+        check_server(evicting, aos_mode="prod", wait_aof=None)
+
+
+def test_no_aof_warns_and_is_refused_in_prod_unless_allowed() -> None:
+    (warning,) = check_server(facts(), aos_mode="local", wait_aof=None)
+    assert isinstance(warning, PersistenceWarning)
+    assert "appendonly yes" in str(warning) and "allow_no_persistence" in str(warning)
+    with pytest.raises(UnsupportedServerError, match=r"AOS_MODE=prod: the server has no AOF"):
+        check_server(facts(), aos_mode="prod", wait_aof=None)
+    allowed = check_server(facts(), aos_mode="prod", wait_aof=None, allow_no_persistence=True)
+    assert allowed == []
 
 
 def test_wait_aof_needs_7_2_and_an_aof() -> None:
@@ -65,9 +78,11 @@ def test_wait_aof_needs_7_2_and_an_aof() -> None:
     with pytest.raises(UnsupportedServerError, match="appendonly yes"):
         check_server(facts(**newer), aos_mode="local", wait_aof=WaitAof())
     assert check_server(facts(**newer, aof_enabled=1), aos_mode="local", wait_aof=WaitAof()) == []
-    # Waiting for replicas only does not need a local AOF.
+    # Waiting for replicas only does not need a local AOF (the primary without one still
+    # gets the persistence warning: restarted empty, it would empty its replicas too).
     replicas_only = WaitAof(local=0, replicas=1)
-    assert check_server(facts(**newer), aos_mode="local", wait_aof=replicas_only) == []
+    found = check_server(facts(**newer), aos_mode="local", wait_aof=replicas_only)
+    assert [type(w) for w in found] == [PersistenceWarning]
 
 
 # -- against real servers -------------------------------------------------------------

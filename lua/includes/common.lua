@@ -169,9 +169,44 @@ local function settle(exp_key, st_key, due_key, acks_key, stream_key, maxlen, ru
   return true
 end
 
--- Refresh the TTL of KEYS[first .. first + count - 1].
+-- Give the run's keys KEYS[first .. first + count - 1] at least ttl_ms to live, never
+-- less than they have: KEYS[first] is the run's exp hash in every script, and every
+-- refresh sets all the run's keys alike, so its PTTL is the longest any of them has
+-- (-1 or -2 when it has none). A declaration extends the TTL to cover its latest
+-- deadline (add_expectations passes ttl_ms + that deadline); a later refresh with
+-- the store's plain ttl_ms can then not shorten it, so a deadline never outlives
+-- its run's keys (docs/reliability.md, "TTL and deadlines").
 local function refresh_ttl(first, count, ttl_ms)
+  local target = math.max(ttl_ms, redis.call('PTTL', KEYS[first]))
   for i = first, first + count - 1 do
-    redis.call('PEXPIRE', KEYS[i], ttl_ms)
+    redis.call('PEXPIRE', KEYS[i], target)
   end
+end
+
+-- Reset detection (docs/reliability.md, "Reset detection"). The last key of every write
+-- script is the shard's epoch key P:{s}:epoch, and its last argument the epoch the
+-- client read (or set) when the store opened. When the key is gone or holds another
+-- epoch, the server lost the store's data since then (a restart without persistence,
+-- a flush): writing now would record acks against nothing (as drift), so the script
+-- refuses before its first write. Returns the error text, or nil. One GET.
+local function epoch_error()
+  local epoch_key, expected = KEYS[#KEYS], ARGV[#ARGV]
+  if expected == nil or expected == '' then return 'RAC_BADARG store epoch (store not opened)' end
+  local current = redis.call('GET', epoch_key)
+  if current == expected then return nil end
+  local what = current and 'was made anew' or 'is gone'
+  return 'RAC_RESET the store epoch ' .. epoch_key .. ' ' .. what
+    .. ': the server lost its data since this store opened'
+end
+
+-- The state of a run given to sweep_run or end_run whose due set is gone: 1 when it is
+-- still in the shard's pending index (so it was PENDING, and its keys expired: the
+-- caller reports it EXPIRED), 2 when nothing of it is left (unknown), nil otherwise
+-- (settled: nothing is due, there is nothing to expire). A run in the index always has
+-- a due set; acks that arrive after its keys expired make st and acks anew, never due.
+local function lost_state(pending_key, exp_key, st_key, run_id)
+  local score = redis.call('ZSCORE', pending_key, run_id)
+  if score then return 1, score end
+  if redis.call('EXISTS', exp_key, st_key) == 0 then return 2, nil end
+  return nil, nil
 end

@@ -191,11 +191,14 @@ class AckPipeline:
         sender = self._sender
         if sender.cluster:
             return list(await asyncio.gather(*(self._send_alone(m) for m in merged)))
-        return await resend(lambda: sender.round_trip([m.call for m in merged]), sender.retry)
+        calls = [m.call for m in merged]
+        return await resend(lambda: sender.round_trip(calls), sender.retrier(client_resends=0))
 
     async def _send_alone(self, merged: MergedCall) -> Any:
         try:
-            return await resend(lambda: self._sender.send_script(merged.call), self._sender.retry)
+            return await resend(
+                lambda: self._sender.send_script(merged.call), self._sender.retrier()
+            )
         except RedisFailure as exc:
             return exc
 

@@ -18,21 +18,20 @@ from redis.exceptions import NoScriptError
 
 from ..cluster import is_cluster
 from ..core import Call, CommandCall
-from ..errors import map_redis_error, transport_fault
-from ..retry import RetryPolicy
+from ..errors import is_busy, map_redis_error, transport_fault
+from ..retry import Retrier, RetryPolicy
 from ..scripts import LoadedScript, Script, ScriptCall
 from ..sending import RedisFailure, SenderBase
 
 T = TypeVar("T")
 
 
-async def resend(send: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
-    """Await ``send()``, re-sent as ``policy`` allows; the last Redis error is raised as is.
+async def resend(send: Callable[[], Awaitable[T]], retrier: Retrier) -> T:
+    """Await ``send()``, re-sent as ``retrier`` decides; the last Redis error is raised as is.
 
     A torn-down asyncio transport (see :func:`rac_store.errors.transport_fault`)
     counts as a lost connection.
     """
-    retrier = policy.retrier()
     while True:
         try:
             return await send()
@@ -58,8 +57,9 @@ class AsyncSender(SenderBase):
         retry: RetryPolicy,
         *,
         read_only: bool = False,
+        client_resends: int | None = None,
     ) -> None:
-        super().__init__(client, scripts, retry, read_only)
+        super().__init__(client, scripts, retry, read_only, client_resends)
         self.cluster = is_cluster(client)
         self._pack = None if self.cluster else _utf8_packer(client)
 
@@ -73,7 +73,7 @@ class AsyncSender(SenderBase):
     async def retrying(self, operation: str, send: Callable[[], Awaitable[T]]) -> T:
         """Await ``send()``, re-sent as the retry policy allows; map Redis errors."""
         try:
-            return await resend(send, self.retry)
+            return await resend(send, self.retrier())
         except RedisFailure as exc:
             raise map_redis_error(exc, operation) from exc
 
@@ -94,11 +94,19 @@ class AsyncSender(SenderBase):
     async def round_trip(self, calls: Sequence[ScriptCall]) -> list[Any]:
         """Script calls back to back on one connection, one reply (or error reply) each.
 
-        Calls answered NOSCRIPT go once more with the script's text. Any other
+        Sent straight on a connection, so the client's own re-sends do not apply:
+        retry it with ``retrier(client_resends=0)``.
+
+        Calls answered NOSCRIPT go once more with the script's text; a BUSY reply
+        (the server runs a script past busy-reply-threshold) is raised, for the
+        caller's retrier to re-send the whole trip (refused calls never ran). Any other
         failure (lost connection, cancellation) closes the connection, so that a
         half-read reply never reaches another command, and is raised.
         """
         replies = await self._send_back_to_back(calls, by_body=False)
+        busy = next((r for r in replies if isinstance(r, Exception) and is_busy(r)), None)
+        if busy is not None:  # the server runs someone's script: the trip is re-sent whole
+            raise busy  # (a call of it that did run reports its first outcome again)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:
             again = await self._send_back_to_back([calls[i] for i in missing], by_body=True)

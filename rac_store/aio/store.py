@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -21,17 +21,28 @@ from .. import core
 from ..acks import single_ack_group
 from ..audited import F
 from ..connect import async_client_from_url
-from ..core import Call
+from ..core import Call, StoreCore
 from ..embedded import create_embedded_async_client
+from ..errors import InvalidInputError
 from ..models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from ..server_checks import INFO_SECTIONS, info_denied
-from ..store_base import StoreBase, StoreOptions
+from ..store_base import StoreBase, StoreOptions, StoreSettings
 from .audited import AsyncAudited, audit_async
 from .autopipeline import DEFAULT_MAX_BATCH, AckPipeline
 from .sending import AsyncSender
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+
+def _flag(value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"autopipeline must be a bool: {value!r:.80}")
+
+
+def _batch(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"autopipeline_batch must be a positive int: {value!r:.80}")
 
 
 class AsyncAuditStore(StoreBase):
@@ -61,6 +72,8 @@ class AsyncAuditStore(StoreBase):
         autopipeline_batch: int = DEFAULT_MAX_BATCH,
         **options: Unpack[StoreOptions],
     ) -> None:
+        _flag(autopipeline)
+        _batch(autopipeline_batch)
         super().__init__(redis_client, async_client_from_url, create_embedded_async_client, options)
         self._check_server = self._check_server_at_start and not self._embedded
         self._initialized = False
@@ -73,19 +86,31 @@ class AsyncAuditStore(StoreBase):
             self._acks = AckPipeline(
                 self._sender,
                 self._client,
-                self._core.ack_settings,
+                self._core.ack_settings,  # its epochs fill in when the store opens
                 self.initialize,
                 max_batch=autopipeline_batch,
             )
 
     @classmethod
-    def from_url(cls, url: str, *, cluster: bool | None = None, **options: Any) -> AsyncAuditStore:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        cluster: bool | None = None,
+        client_options: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncAuditStore:
         """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``).
 
         A Redis Cluster is named by ``redis+cluster://`` / ``rediss+cluster://``, or by
-        ``cluster=True`` with a plain URL (see :mod:`rac_store.cluster.urls`).
+        ``cluster=True`` with a plain URL (see :mod:`rac_store.cluster.urls`). The
+        client has the defaults of :func:`rac_store.connect.async_client_from_url`, which
+        ``client_options`` override (as for :meth:`AuditStore.from_url`); ``options`` go
+        to the store and are checked before the client is made.
         """
-        return cls(async_client_from_url(url, cluster=cluster), **options)
+        StoreSettings.check(options, {"autopipeline": _flag, "autopipeline_batch": _batch})
+        client = async_client_from_url(url, cluster=cluster, **(client_options or {}))
+        return cls(client, **options)
 
     async def initialize(self) -> None:
         """Check the server, then record (or check) the shard count and layout.
@@ -102,7 +127,9 @@ class AsyncAuditStore(StoreBase):
                     self._apply_server_checks(
                         await self._sender.retrying("start-up checks", self._read_info)
                     )
-                self._opened(await self._sender.execute(self._layout_call()))
+                epochs = self._opened(await self._sender.execute(self._layout_call()))
+                while epochs is not None:
+                    epochs = self._epochs_opened(epochs, await self._sender.execute(epochs))
                 self._initialized = True
 
     async def _read_info(self) -> Any:
@@ -134,7 +161,7 @@ class AsyncAuditStore(StoreBase):
         self, run_id: uuid.UUID | str, expectations: Iterable[AuditExpectation]
     ) -> int:
         """See :meth:`AuditStore.add_expectations`."""
-        call = self._core.add_expectations(run_id, expectations)
+        call = (await self._opened_core()).add_expectations(run_id, expectations)
         return core.parse_count(await self.execute(call))
 
     async def add_ack(self, run_id: uuid.UUID | str, ack: DomainAck) -> AckOutcome:
@@ -145,9 +172,11 @@ class AsyncAuditStore(StoreBase):
         once queued it is sent even if this coroutine is cancelled.
         """
         if self._acks is not None:
+            # validated and keyed now; sent (with the shard's epoch) once the store is open
             outcome = await self._acks.submit(single_ack_group(self._core.keys, run_id, ack))
         else:
-            outcome = core.parse_outcome(await self.execute(self._core.add_ack(run_id, ack)))
+            call = (await self._opened_core()).add_ack(run_id, ack)
+            outcome = core.parse_outcome(await self.execute(call))
         if self._metrics is not None:
             self._metrics.observe_acks((outcome,))
         return outcome
@@ -156,7 +185,8 @@ class AsyncAuditStore(StoreBase):
         self, run_id: uuid.UUID | str, acks: Iterable[DomainAck]
     ) -> list[AckOutcome]:
         """See :meth:`AuditStore.add_acks`."""
-        outcomes = core.parse_outcomes(await self.execute(self._core.add_acks(run_id, acks)))
+        call = (await self._opened_core()).add_acks(run_id, acks)
+        outcomes = core.parse_outcomes(await self.execute(call))
         if self._metrics is not None:
             self._metrics.observe_acks(outcomes)
         return outcomes
@@ -165,37 +195,40 @@ class AsyncAuditStore(StoreBase):
         self, run_id: uuid.UUID | str, domain: str, action: str, status: AuditStatus | str
     ) -> bool:
         """See :meth:`AuditStore.update_expectation_status`."""
-        call = self._core.update_status(run_id, domain, action, status)
+        call = (await self._opened_core()).update_status(run_id, domain, action, status)
         return bool(await self.execute(call))
 
     async def clear_run(self, run_id: uuid.UUID | str) -> bool:
         """See :meth:`AuditStore.clear_run`."""
-        return bool(await self.execute(self._core.clear_run(run_id)))
+        call = (await self._opened_core()).clear_run(run_id)
+        return bool(await self.execute(call))
 
     # -- reads ------------------------------------------------------------------------
     async def get_expectations(self, run_id: uuid.UUID | str) -> list[AuditExpectation]:
         """See :meth:`AuditStore.get_expectations`."""
-        call = self._core.read_expectations(run_id)
+        call = (await self._opened_core()).read_expectations(run_id)
         return core.parse_expectations(await self.execute(call))
 
     async def get_acks(self, run_id: uuid.UUID | str) -> list[DomainAck]:
         """See :meth:`AuditStore.get_acks`."""
-        return core.parse_acks(await self.execute(self._core.read_acks(run_id)))
+        call = (await self._opened_core()).read_acks(run_id)
+        return core.parse_acks(await self.execute(call))
 
     async def load_from_redis(self, run_id: uuid.UUID | str) -> bool:
         """See :meth:`AuditStore.load_from_redis`."""
-        return bool((await self.execute(self._core.run_exists(run_id)))[0])
+        call = (await self._opened_core()).run_exists(run_id)
+        return bool((await self.execute(call))[0])
 
     async def get_pending_run_ids(
         self, *, due_before: datetime | int | None = None, limit: int | None = None
     ) -> list[str]:
         """See :meth:`AuditStore.get_pending_run_ids`."""
-        call = self._core.pending_run_ids(due_before, limit)
+        call = (await self._opened_core()).pending_run_ids(due_before, limit)
         return core.parse_run_ids(await self.execute(call), limit)
 
     async def server_time_ms(self) -> int:
         """See :meth:`AuditStore.server_time_ms`."""
-        call = self._core.server_time("server_time_ms")
+        call = (await self._opened_core()).server_time("server_time_ms")
         return core.parse_server_time(await self.execute(call))
 
     # -- lifetime ---------------------------------------------------------------------
@@ -229,6 +262,12 @@ class AsyncAuditStore(StoreBase):
         return audit_async(self, domain, action, run_id_arg)
 
     # -- I/O --------------------------------------------------------------------------
+    async def _opened_core(self) -> StoreCore:
+        """The core once the store is initialized: write calls carry the shards' epochs
+        read then, and a read-only store adopts the recorded layout then."""
+        await self.initialize()
+        return self._core
+
     async def execute(self, call: Call) -> Any:
         """Send one call built by the sans-I/O core; the raw reply (a list for commands).
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable
 from datetime import timedelta, timezone
@@ -351,12 +352,14 @@ def test_lua_sources_cannot_run_data_as_code() -> None:
 def test_scripts_touch_only_the_keys_they_are_given(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
-    """A user allowed exactly one run's six keys and the meta key can do all of it."""
+    """A user allowed exactly one run's keys, the meta key and the shards' epoch keys (a
+    store makes or reads them when it opens) can do all of it."""
     admin = AuditStore(redis_client)
     run = str(fresh_run())
     keys = admin.core.keys.for_run(run)
     rules = [r for r in worker_rules() if not r.startswith("~")]
-    patterns = [f"~{key}" for key in (*keys, admin.core.keys.meta)]
+    opening = (admin.core.keys.meta, *admin.core.keys.all_epochs())
+    patterns = [f"~{key}" for key in dict.fromkeys((*keys, *opening))]
     redis_client.execute_command(
         "ACL", "SETUSER", "one-run", "reset", "on", f">{ACL_PASSWORD}", *rules, *patterns
     )
@@ -412,3 +415,18 @@ def test_reconciler_arguments(
         ok, result = attempt(raw_client, call)
         if ok:
             assert result is not None, name
+
+
+@pytest.mark.parametrize("backend", ["embedded", "redis"], indirect=True)
+def test_nfc_and_nfd_spellings_are_two_names(store: AuditStore) -> None:
+    """Names are compared byte for byte, never normalised (docs/security.md): the
+    composed and decomposed spellings of "café" are two expectations."""
+    composed = unicodedata.normalize("NFC", "caf\u00e9")
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert composed != decomposed and len(decomposed.encode()) == len(composed.encode()) + 1
+    run = fresh_run()
+    store.add_expectations(run, [AuditExpectation(run, "d", composed, 60_000)])
+    assert store.add_ack(run, DomainAck(run, "d", decomposed)) == "DRIFT"
+    assert store.add_expectations(run, [AuditExpectation(run, "d", decomposed, 60_000)]) == 1
+    statuses = {e.action: e.status for e in store.get_expectations(run)}
+    assert statuses == {composed: AuditStatus.PENDING, decomposed: AuditStatus.ACKED}

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import fakeredis
 import pytest
 import redis
 
@@ -25,12 +26,14 @@ from rac_store import (
     AuditReconciler,
     AuditStatus,
     AuditStore,
+    InvalidInputError,
     StorePermissionError,
     StoreTLSError,
     StoreUnavailableError,
     create_domain_ack,
     create_run_expectations,
 )
+from rac_store.acl import worker_rules
 
 from ..conftest import ACL_PASSWORD
 from ..support.faults import digest
@@ -192,6 +195,66 @@ def test_worker_cannot_use_another_prefix(
     with pytest.raises(StorePermissionError):
         AuditStore(as_user("worker"), prefix="elsewhere")
     assert redis_client.dbsize() == 0
+
+
+# -- issue 15, item 2: prefixes neither nest nor overlap --------------------------------
+PREFIX_PAIRS = [("rac", "rac:tenant"), ("rac:tenant", "rac"), ("rac", "racx"), ("a:b", "a:b:c")]
+"""(the worker's prefix, another store's prefix): nested both ways, and a longer sibling."""
+
+
+@pytest.mark.parametrize(("mine", "theirs"), PREFIX_PAIRS)
+def test_a_worker_cannot_touch_another_prefixs_keys(
+    redis_server: RedisServer, redis_client: redis.Redis, mine: str, theirs: str
+) -> None:
+    """The worker of one prefix (``rac-store acl --prefix``'s rules, exact key patterns)
+    can neither open, read, ack nor clear the store of another prefix, nested ones
+    included; with its own prefix it can do everything."""
+    user = "prefix-worker"
+    redis_client.execute_command(
+        "ACL", "SETUSER", user, "reset", "on", f">{ACL_PASSWORD}", *worker_rules(mine)
+    )
+    try:
+        admin = AuditStore(redis_client, prefix=theirs)
+        run = uuid.uuid4()
+        admin.add_expectations(run, create_run_expectations(run))
+        admin.add_ack(run, create_domain_ack(run, "incidents", "create_incident"))
+        client = redis_server.client(username=user, password=ACL_PASSWORD)
+        own = AuditStore(client, prefix=mine)  # its own store works
+        assert own.add_ack(run, create_domain_ack(run, "x", "y")) == "DRIFT"
+        before = digest(redis_client)
+        with pytest.raises(StorePermissionError):
+            AuditStore(client, prefix=theirs)  # cannot open it
+        # ... nor send the other store's calls (its own store's sender, their keys)
+        their_core = admin.core
+        their_core_calls: dict[str, Any] = {
+            "read expectations": their_core.read_expectations(run),
+            "read acks": their_core.read_acks(run),
+            "ack": their_core.add_ack(run, create_domain_ack(run, "logs", "start_trace")),
+            "status": their_core.update_status(run, "logs", "start_trace", "MISSING"),
+            "clear": their_core.clear_run(run),
+            "pending index": their_core.pending_run_ids(None, None),
+            "findings": their_core.findings_tail(),
+        }
+        for name, call in their_core_calls.items():
+            with pytest.raises(StorePermissionError):
+                own.execute(call)
+            assert digest(redis_client) == before, name
+        for key in (admin.core.keys.meta, *admin.core.keys.for_run(str(run))):
+            with pytest.raises(redis.ResponseError, match=DENIED):
+                client.execute_command("TYPE", key)
+        assert [a.action for a in admin.get_acks(run)] == ["create_incident"]
+    finally:
+        redis_client.acl_deluser(user)
+
+
+def test_acl_key_patterns_are_exact() -> None:
+    rules = worker_rules("rac")
+    assert [r for r in rules if r.startswith("~")] == ["~rac:meta", "~rac:{*}:*"]
+    for bad in ("rac*", "r?c", "rac[1]", "rac\\x", "rac x", "{rac}", "rac|x", ""):
+        with pytest.raises(InvalidInputError):
+            worker_rules(bad)
+        with pytest.raises(InvalidInputError):
+            AuditStore(fakeredis.FakeRedis(), prefix=bad)
 
 
 # -- TLS -----------------------------------------------------------------------------

@@ -37,6 +37,8 @@ class WorkerReport:
     latencies: list[float] = field(default_factory=list)
     rerouted: Counter[str] = field(default_factory=Counter)
     """Sync workers: calls their store's short path handed to the cluster client, by error."""
+    outcomes: Counter[str] = field(default_factory=Counter)
+    """What the calls that returned reported (RECORDED, DRIFT, ...)."""
 
     def note(
         self,
@@ -44,10 +46,13 @@ class WorkerReport:
         started: float,
         recorded: tuple[str, str] | None = None,
         error: BaseException | None = None,
+        outcome: str | None = None,
     ) -> None:
         """One finished call: its outcome, its duration, and the shared progress count."""
         if recorded is not None:
             self.recorded.append(recorded)
+        if outcome is not None:
+            self.outcomes[outcome] += 1
         if error is not None:
             self.errors.append(f"{type(error).__name__}: {error}")
         self.latencies.append(time.perf_counter() - started)
@@ -82,16 +87,17 @@ def ack_worker(url: str, options: dict[str, Any], jobs: Sequence[Job], sync: Syn
             ack = create_domain_ack(uuid.UUID(run_id), domain, action)
             started = time.perf_counter()
             try:
-                store.add_ack(run_id, ack)
+                outcome = store.add_ack(run_id, ack)
             except RACStoreError as exc:
                 report.note(progress, started, error=exc)
             else:
-                report.note(progress, started, recorded=(run_id, ack.id.hex))
+                report.note(progress, started, (run_id, ack.id.hex), outcome=outcome.value)
     except BaseException as exc:
         report.errors.append(f"crash: {type(exc).__name__}: {exc}")
         raise
     finally:
-        report.rerouted = store._sender.router.rerouted
+        if store._sender.router is not None:  # a Redis Cluster
+            report.rerouted = store._sender.router.rerouted
         out.put(report)
         store.close()
 
@@ -108,11 +114,11 @@ def async_ack_worker(url: str, options: dict[str, Any], jobs: Sequence[Job], syn
             ack = create_domain_ack(uuid.UUID(run_id), domain, action)
             started = time.perf_counter()
             try:
-                await store.add_ack(run_id, ack)
+                outcome = await store.add_ack(run_id, ack)
             except RACStoreError as exc:
                 report.note(progress, started, error=exc)
             else:
-                report.note(progress, started, recorded=(run_id, ack.id.hex))
+                report.note(progress, started, (run_id, ack.id.hex), outcome=outcome.value)
 
     async def main() -> None:
         try:
@@ -175,13 +181,22 @@ class AckLoad:
 
     def start(self, timeout: float = 60.0) -> AckLoad:
         """Start the processes, wait until each has its store, and let them go."""
+        self.launch(timeout)
+        self.release()
+        return self
+
+    def launch(self, timeout: float = 60.0) -> AckLoad:
+        """Start the processes and wait until each has its store (they wait for release)."""
         for proc in self._procs:
             proc.start()
         for _ in self._procs:
             if not self._ready.acquire(timeout=timeout):
                 raise TimeoutError(f"a worker did not open its store within {timeout}s")
-        self._go.set()
         return self
+
+    def release(self) -> None:
+        """Let the launched workers send their acks."""
+        self._go.set()
 
     def wait_progress(self, done: int, timeout: float = 60.0) -> None:
         """Wait until ``done`` acks have been sent (in total)."""
@@ -202,6 +217,7 @@ class AckLoad:
             merged.errors += report.errors
             merged.latencies += report.latencies
             merged.rerouted += report.rerouted
+            merged.outcomes += report.outcomes
         for proc in self._procs:
             proc.join(timeout)
         crashed = [p.exitcode for p in self._procs if p.exitcode != 0]

@@ -262,6 +262,12 @@ class LocalCluster:
                     node.flushall()
                 node.script_flush()
 
+    def flush_scripts(self) -> None:
+        """Empty every node's script cache, keeping the data."""
+        for port in self.ports:
+            with self.node_client(port) as node:
+                node.script_flush()
+
     def wait_replicas_synced(self, timeout: float = 10.0) -> None:
         """Wait until every replica has applied everything its primary sent (WAIT 1)."""
         for port in self.primary_ports():
