@@ -237,9 +237,7 @@ def test_the_sweep_takes_runs_due_before_its_server_time(
 
 
 @pytest.mark.parametrize(("offset", "more"), [(-1, True), (0, False), (1, False)])
-def test_more_due_when_a_run_is_left_scored_before_the_sweeps_time(
-    offset: int, more: bool
-) -> None:
+def test_more_due_when_a_run_is_left_scored_before_the_sweeps_time(offset: int, more: bool) -> None:
     """``sweep_steps``: after a run's marks, a score still below the sweep's ``now`` means
     the per-run bound cut its work short."""
     store = AuditStore()
