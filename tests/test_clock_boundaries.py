@@ -260,3 +260,14 @@ def test_a_run_that_left_the_index_is_not_more_due() -> None:
     replies = iter([[[b"5", b"0"]], [[(str(run).encode(), 4_000.0)]] + [[]] * 15, [0, 5_000, -1]])
     report = run_steps(sweep_steps(store.core, 10, 10), lambda call: next(replies))
     assert report.more_due is False
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("offset", "listed"), [(-1, False), (0, True), (1, True)])
+def test_due_before_includes_runs_due_exactly_then(
+    store: AuditStore, offset: int, listed: bool
+) -> None:
+    """``get_pending_run_ids(due_before=t)``: runs due at or before ``t`` (a caller's bound)."""
+    run = declare(store)
+    due = int(store.client.zscore(store.core.keys.for_run(str(run)).pending, str(run)))
+    assert store.get_pending_run_ids(due_before=due + offset) == ([str(run)] if listed else [])
