@@ -122,6 +122,17 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_resent_call_reports_first_outcome_but_new_call_is_duplicate",
         ),
     ),
+    Mutant(
+        "call token: a re-send after a lost reply reports DUPLICATE",
+        "lua/add_acks.lua",
+        "if first_here and string.sub(previous, 2) == token then",
+        "if false then",
+        (
+            "tests/reliability/test_lost_replies_async.py",
+            "tests/test_idempotency.py::test_retry_after_lost_reply_records_once",
+        ),
+        keyword="sleep or embedded",
+    ),
     # -- the open-issue counter (#issues) --------------------------------------------
     Mutant(
         "issue counter: the sweep's MISSING marks open no issue",
