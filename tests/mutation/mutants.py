@@ -128,7 +128,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "if first_here and string.sub(previous, 2) == token then",
         "if false then",
         (
-            "tests/reliability/test_lost_replies_async.py",
+            "tests/reliability/test_lost_replies.py::"
+            "test_a_lost_round_trip_reply_is_resent_and_reports_the_first_outcomes",
             "tests/test_idempotency.py::test_retry_after_lost_reply_records_once",
         ),
         keyword="sleep or embedded",
