@@ -48,6 +48,13 @@ LONG = 600_000
 KEY = "d|a"
 
 
+def at_each_offset(test: Any) -> Any:
+    """Run ``test`` on both backends with ``offset`` one ms before, at and after the due ms."""
+    return pytest.mark.parametrize("backend", BACKENDS)(
+        pytest.mark.parametrize("offset", OFFSETS)(test)
+    )
+
+
 def overdue(offset: int) -> bool:
     """The rule every comparison implements: overdue when ``now > due``."""
     return offset < 0
@@ -57,6 +64,14 @@ def declare(store: AuditStore) -> uuid.UUID:
     run = uuid.uuid4()
     store.add_expectations(run, [AuditExpectation(run, "d", "a", LONG)])
     return run
+
+
+def assert_status(
+    store: AuditStore, client: Any, run: uuid.UUID, status: str, at_ms: int, late: bool
+) -> None:
+    """The stored status record of ``d|a``: ``STATUS|acked_at_ms|late``."""
+    record = client.hget(store.core.keys.for_run(str(run)).st, KEY)
+    assert record == f"{status}|{at_ms}|{int(late)}".encode()
 
 
 def pinned_at_due(
@@ -73,8 +88,7 @@ def pinned_at_due(
     return until_pinned(attempt)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("offset", OFFSETS)
+@at_each_offset
 @pytest.mark.parametrize("ok", [True, False], ids=["ok", "failed"])
 def test_an_ack_is_late_only_after_its_due_ms(
     store: AuditStore, raw_client: Any, offset: int, ok: bool
@@ -89,13 +103,10 @@ def test_an_ack_is_late_only_after_its_due_ms(
     )
     late = overdue(offset)
     assert parse_outcome(pinned.reply) is (AckOutcome.LATE if late else AckOutcome.RECORDED)
-    st = raw_client.hget(store.core.keys.for_run(str(run)).st, KEY)
-    status = "ACKED" if ok else "FAILED"
-    assert st == f"{status}|{pinned.now_ms}|{int(late)}".encode()
+    assert_status(store, raw_client, run, "ACKED" if ok else "FAILED", pinned.now_ms, late)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("offset", OFFSETS)
+@at_each_offset
 def test_the_sweep_marks_only_after_the_due_ms(
     store: AuditStore, raw_client: Any, offset: int
 ) -> None:
@@ -118,8 +129,7 @@ def test_the_sweep_marks_only_after_the_due_ms(
         assert raw_client.zscore(keys.pending, str(run)) == due
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("offset", OFFSETS)
+@at_each_offset
 @pytest.mark.parametrize("target", [AuditStatus.ACKED, AuditStatus.FAILED])
 def test_a_manual_status_move_is_late_only_after_the_due_ms(
     store: AuditStore, raw_client: Any, offset: int, target: AuditStatus
@@ -129,12 +139,10 @@ def test_a_manual_status_move_is_late_only_after_the_due_ms(
         store, raw_client, offset, lambda run: store.core.update_status(run, "d", "a", target)
     )
     assert pinned.reply == 1
-    st = raw_client.hget(store.core.keys.for_run(str(run)).st, KEY)
-    assert st == f"{target.value}|{pinned.now_ms}|{int(overdue(offset))}".encode()
+    assert_status(store, raw_client, run, target.value, pinned.now_ms, overdue(offset))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("offset", OFFSETS)
+@at_each_offset
 def test_the_reconciler_counts_missing_only_after_the_due_ms(
     store: AuditStore, raw_client: Any, offset: int
 ) -> None:
@@ -160,8 +168,7 @@ def test_the_reconciler_counts_missing_only_after_the_due_ms(
         assert deadline_violations(snapshot) == []
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("offset", OFFSETS)
+@at_each_offset
 def test_an_ack_refreshes_ttls_only_below_fifteen_sixteenths(
     store_factory: Any, raw_client: Any, offset: int
 ) -> None:
@@ -207,8 +214,7 @@ def test_only_pending_expectations_are_overdue(status: AuditStatus) -> None:
     assert snap.is_overdue(snap.expectations[0]) is False
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("offset", OFFSETS)
+@at_each_offset
 def test_the_sweep_takes_runs_due_before_its_server_time(
     store: AuditStore, raw_client: Any, offset: int
 ) -> None:
