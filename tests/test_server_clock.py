@@ -54,13 +54,11 @@ def api(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def open_stores(
-    kind: str, api: str, seconds: int, loop_thread: LoopThread, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Stores]:
+def open_stores(kind: str, api: str, seconds: int, loop_thread: LoopThread) -> Iterator[Stores]:
     """A store and a reconciler on a server ``seconds`` off the client's clock."""
     if kind == "embedded":
         server = create_embedded_server()
-        with embedded_clock_shifted(monkeypatch, seconds):
+        with embedded_clock_shifted(seconds):
             if api == "sync":
                 store = AuditStore(create_embedded_client(server), metrics=False)
                 yield store, AuditReconciler(store, metrics=False)
@@ -92,14 +90,12 @@ def skewed(
     server_kind: str,
     api: str,
     loop_thread: LoopThread,
-    monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
 ) -> Iterator[Callable[[int], Stores]]:
     """Opens the stores of the test's server kind and API with a given clock offset."""
     opened: list[Iterator[Stores]] = []
 
     def open_with(seconds: int) -> Stores:
-        stores = open_stores(server_kind, api, seconds, loop_thread, monkeypatch)
+        stores = open_stores(server_kind, api, seconds, loop_thread)
         opened.append(stores)
         return next(stores)
 

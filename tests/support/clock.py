@@ -18,17 +18,22 @@ production script saw the very millisecond the setup used: the attempt counts.
 Otherwise (the transaction straddled a millisecond) the attempt is thrown away
 and the test tries again with fresh data. This works the same on a real
 redis-server (whatever clock it caches for scripts or transactions) and on the
-embedded one (fakeredis freezes the TTL clock per command, ``TIME`` is live).
+embedded one, whose clock the helper holds still during the transaction: its
+scripts run in Python, and slowed down (coverage tracing, a busy machine) a
+transaction there can outlast every millisecond.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from rac_store.embedded import is_embedded
 from rac_store.scripts import ScriptCall, load_scripts
+
+from .skewed_clock import embedded_clock_held
 
 T = TypeVar("T")
 
@@ -88,14 +93,18 @@ def run_pinned(
     client: Any, call: ScriptCall, setup: str, setup_keys: Sequence[str], setup_args: Sequence[Any]
 ) -> Pinned | None:
     """``setup`` then ``call`` in one transaction; None when a clock ticked in between."""
-    loaded = load_scripts(is_embedded(client))[call.script]
+    embedded = is_embedded(client)
+    loaded = load_scripts(embedded)[call.script]
     sentinel = sentinel_key(call)
     pipe = client.pipeline(transaction=True)
     keys = [sentinel, *setup_keys]
     pipe.execute_command("EVAL", setup, len(keys), *keys, *setup_args, SENTINEL_TTL_MS)
     pipe.execute_command(*loaded.command(call, by_body=True))
     pipe.execute_command("EVAL", CHECK, 1, sentinel)
-    before, reply, after = pipe.execute()
+    # The embedded server runs its scripts in Python: slowed down (coverage, a busy machine)
+    # its transaction can outlast every millisecond, so its clock is held for it.
+    with embedded_clock_held() if embedded else nullcontext():
+        before, reply, after = pipe.execute()
     client.delete(sentinel)
     # The sentinel's TTL was set first: reading all of it back at the end means the TTL
     # clock did not tick since; the same ``TIME`` means the other clock did not either.

@@ -13,9 +13,8 @@ import glob
 import sys
 import time
 import types
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 import fakeredis._socket._base
 import fakeredis.commands_mixins.server_mixin
@@ -26,26 +25,37 @@ from .redis_server import RedisServer, waitaof_server_binary
 DAY_S = 86_400
 
 
-def _shifted_time_module(seconds: float) -> Any:
-    """A stand-in for the ``time`` module whose wall clock is ``seconds`` off."""
-    shifted = types.SimpleNamespace(**{name: getattr(time, name) for name in dir(time)})
-    shifted.time = lambda: time.time() + seconds
-    shifted.time_ns = lambda: time.time_ns() + int(seconds * 1e9)
-    return shifted
-
-
 @contextmanager
-def embedded_clock_shifted(monkeypatch: pytest.MonkeyPatch, seconds: float) -> Iterator[None]:
-    """Every embedded (fakeredis) server's clock ``seconds`` off; the client's untouched.
+def fakeredis_clock(clock: Callable[[], float]) -> Iterator[None]:
+    """Every embedded (fakeredis) server reads its wall clock from ``clock``; the client's
+    clock is untouched.
 
     fakeredis reads the wall clock in two places: ``TIME`` (what the scripts read)
-    and the per-command time behind key TTLs. Both move; nothing else does.
+    and the per-command time behind key TTLs. Both read ``clock``; nothing else does.
     """
-    shifted = _shifted_time_module(seconds)
-    with monkeypatch.context() as patch:
-        patch.setattr(fakeredis.commands_mixins.server_mixin, "time", shifted)
-        patch.setattr(fakeredis._socket._base, "time", shifted)
+    stand_in = types.SimpleNamespace(**{n: getattr(time, n) for n in dir(time) if n[0] != "_"})
+    stand_in.time = clock
+    stand_in.time_ns = lambda: int(clock() * 1e9)
+    modules = (fakeredis.commands_mixins.server_mixin, fakeredis._socket._base)
+    saved = [module.time for module in modules]  # type: ignore[attr-defined]
+    for module in modules:
+        module.time = stand_in  # type: ignore[attr-defined]
+    try:
         yield
+    finally:
+        for module, original in zip(modules, saved, strict=True):
+            module.time = original  # type: ignore[attr-defined]
+
+
+def embedded_clock_shifted(seconds: float) -> AbstractContextManager[None]:
+    """Every embedded server's clock ``seconds`` off the client's."""
+    return fakeredis_clock(lambda: time.time() + seconds)
+
+
+def embedded_clock_held() -> AbstractContextManager[None]:
+    """Every embedded server's clock stands still (at the time of the call) inside the block."""
+    now = time.time()
+    return fakeredis_clock(lambda: now)
 
 
 def libfaketime() -> str:
