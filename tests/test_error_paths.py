@@ -85,34 +85,25 @@ def counting(errors: list[BaseException | None]) -> tuple[Callable[[], Awaitable
 FAST = RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.001, busy_timeout=0.05)
 
 
-def test_resend_gives_up_after_the_policys_attempts() -> None:
-    lost = redis.ConnectionError("lost")
-    send, calls = counting([lost])
-    with pytest.raises(redis.ConnectionError) as caught:
+@pytest.mark.parametrize(
+    ("error", "sends"),
+    [
+        (redis.ConnectionError("lost"), 3),  # re-sent until the policy's attempts are spent
+        (redis.ResponseError("RAC_BADARG ttl_ms"), 1),  # an error reply: raised at once
+        (AttributeError("not a transport fault"), 1),  # a bug, not a lost connection
+    ],
+    ids=["lost connection", "error reply", "bug"],
+)
+def test_resend_raises_the_last_error_as_it_is(error: BaseException, sends: int) -> None:
+    send, calls = counting([error])
+    with pytest.raises(type(error)) as caught:
         asyncio.run(resend(send, FAST))
-    assert caught.value is lost and calls == [3]
+    assert caught.value is error and calls == [sends]
 
 
 def test_resend_succeeds_after_lost_connections() -> None:
     send, calls = counting([redis.ConnectionError("a"), redis.TimeoutError("b"), None])
     assert asyncio.run(resend(send, FAST)) == "ok" and calls == [3]
-
-
-def test_resend_raises_an_error_reply_at_once() -> None:
-    refused = redis.ResponseError("RAC_BADARG ttl_ms")
-    send, calls = counting([refused])
-    with pytest.raises(redis.ResponseError) as caught:
-        asyncio.run(resend(send, FAST))
-    assert caught.value is refused and calls == [1]
-
-
-def test_resend_raises_a_bug_as_it_is() -> None:
-    """An AttributeError outside asyncio's transport code is not a lost connection."""
-    bug = AttributeError("not a transport fault")
-    send, calls = counting([bug])
-    with pytest.raises(AttributeError) as caught:
-        asyncio.run(resend(send, FAST))
-    assert caught.value is bug and calls == [1]
 
 
 def test_resend_bounds_not_executed_refusals_by_busy_timeout() -> None:
