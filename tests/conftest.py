@@ -31,15 +31,18 @@ SYNC_BACKENDS = (
     "embedded",
     "redis",
     "redis-acl",
+    "redis-resp3",
     pytest.param("cluster", marks=pytest.mark.cluster),
 )
 """``redis-acl``: the session's server, the store logged in as a least-privilege worker
 (rac_store.acl.worker_rules); ``raw_client`` stays the admin, for inspection. ``cluster``: the
-session's local Redis Cluster."""
+session's local Redis Cluster. ``redis-resp3``: the session's server, the store's client
+speaking RESP3 (``protocol=3``: maps, sets and doubles where RESP2 has flat arrays)."""
 ASYNC_BACKENDS = (
     "async-embedded",
     "async-redis",
     "async-redis-acl",
+    "async-redis-resp3",
     pytest.param("async-cluster", marks=pytest.mark.cluster),
 )
 """AsyncAuditStore behind a sync facade (tests/support/async_facade.py); ``-acl`` as the worker."""
@@ -168,6 +171,13 @@ def store_factory(backend: str, raw_client: Any, request: pytest.FixtureRequest)
             return AuditStore(server.client(username=worker, password=ACL_PASSWORD), **options)
 
         return make_as_worker
+    if backend == "redis-resp3":
+        resp3: RedisServer = request.getfixturevalue("redis_server")
+
+        def make_resp3(**options: Any) -> AuditStore:
+            return AuditStore(resp3.client(protocol=3), **options)
+
+        return make_resp3
 
     def make(**options: Any) -> AuditStore:
         return AuditStore(raw_client, **options)
@@ -204,6 +214,8 @@ def async_store_factory(
         if backend.endswith("-acl"):
             login = {"username": request.getfixturevalue("acl_users")["worker"]}
             login["password"] = ACL_PASSWORD
+        if backend.endswith("-resp3"):
+            login["protocol"] = 3
 
         def make_client() -> Any:
             return redis.asyncio.Redis(host="127.0.0.1", port=port, **login)

@@ -43,6 +43,7 @@ FIGURES = {
     "web_findings",
     "web_findings_filtered",
     "throughput_8p",
+    "slowlog_10ms",
     "lost_acks",
     "async_vs_naive",
     "async_cpu_vs_naive",
@@ -132,6 +133,9 @@ def test_quick_run_prints_and_writes_every_figure(tmp_path: Path) -> None:
         if key == "lost_acks":
             assert fig["ours"] == 0 and fig["detail"]["ours_unique"] == fig["detail"]["sent"]
             continue
+        if key == "slowlog_10ms":  # a count, reported: speed is never asserted in tests
+            assert fig["must_be"] == 0 and fig["ours"] >= 0 and fig["baseline"] >= 0
+            continue
         assert math.isfinite(fig["ratio"]) and fig["ratio"] > 0, key
         assert fig["title"].strip() in done.stdout, key
     assert document["machine"]["nproc"] >= 1
@@ -153,9 +157,8 @@ def test_the_gang_reports_failed_and_dead_workers() -> None:
         time.sleep(0.5)  # let its queue threads finish: a kill inside them would hold their locks
         gang._procs[0].kill()
         gang._procs[0].join(10)
-        started = time.monotonic()
-        with pytest.raises(RuntimeError, match="stopped"):
+        # the dead worker is noticed by its exit code, not by the run's deadline running out
+        with pytest.raises(RuntimeError, match=r"benchmark workers stopped \(exit codes \[-9\]\)"):
             gang.run(bad)
-        assert time.monotonic() - started < 30
     finally:
         gang.close(timeout=5)

@@ -192,11 +192,21 @@ def test_script_cache_lost_on_every_node_is_reloaded(cluster: LocalCluster) -> N
     for port in cluster.ports:
         with cluster.node_client(port) as node:
             node.script_flush()
+    stats = NodeStats(cluster)
+    stats.reset()
     for run in runs:
         store.add_ack(run, create_domain_ack(uuid.UUID(run), "logs", "start_trace"))
         statuses = {e.action: e.status for e in store.get_expectations(run)}
         assert statuses["start_trace"] is AuditStatus.ACKED
     store.close()
+    # The reload really happened on every primary: NOSCRIPT met, the text sent, the cache full.
+    shas = [store._scripts[name].sha for name in (Script.ADD_ACKS, Script.READ_EXPECTATIONS)]
+    commands = stats.read("commandstats")
+    for port in cluster.primary_ports():
+        assert stats.errors(port)["NOSCRIPT"] == 2  # add_acks, read_expectations: once each
+        assert commands[port]["cmdstat_eval"]["calls"] == 2
+        assert stats.clients[port].script_exists(*shas) == [True, True]
+    stats.close()
 
 
 def test_cluster_layout_reports_the_live_owner_of_every_shard(

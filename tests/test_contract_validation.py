@@ -17,7 +17,7 @@ from rac_store import (
     create_domain_ack,
     create_run_expectations,
 )
-from rac_store.scripts import ScriptCall
+from rac_store.scripts import Script, ScriptCall
 from rac_store.validation import MAX_BATCH, MAX_NAME_BYTES, MAX_PAYLOAD_BYTES
 
 from .support.snapshot import snapshot
@@ -126,52 +126,201 @@ def test_bad_arguments_rejected_and_nothing_written(
     assert snapshot(raw_client) == seeded
 
 
-TOKEN = b"\x00call-token"  # add_acks' ARGV[2] (rac_store.core.call_token)
+TOKEN = b"\x00call-token"  # add_acks' ARGV[2] (rac_store.acks.call_token)
+PAYLOAD = b"\x90"  # an encoded record (opaque to the scripts)
+MAXLEN = 100  # the findings stream bound, next to last ARGV of the writing scripts
 
 
-def _malformed_calls(store: AuditStore) -> dict[str, ScriptCall]:
+def _ack_args(
+    *acks: tuple[Any, ...],
+    ttl: Any = 1000,
+    token: Any = TOKEN,
+    count: Any = None,
+    run: Any = None,
+    maxlen: Any = MAXLEN,
+    epoch: Any = "e",
+) -> tuple[Any, ...]:
+    """add_acks' ARGV for one run: every part valid unless overridden."""
+    flat = [part for one in acks for part in one]
+    m = len(acks) if count is None else count
+    return (ttl, token, 1, str(RUN) if run is None else run, m, *flat, maxlen, epoch)
+
+
+ACK = (b"i", "d|a", "1", PAYLOAD)
+ACK2 = (b"j", "d|b", "0", PAYLOAD)
+EXP = ("d|b", 5, "0", PAYLOAD)  # key, deadline_ms, live flag, encoded expectation
+
+
+def _malformed_calls(store: AuditStore) -> dict[str, tuple[ScriptCall, str]]:
+    """Each malformed call, built to pass every check before the one it names, and the
+    exact error that check replies (lua/<script>.lua validates in this order)."""
     keys = store.core.keys.for_run(str(RUN))
-    payload = b"\x90"
-    return {
-        "ack: zero ttl": ScriptCall(
-            "add_acks", keys, (0, TOKEN, 1, str(RUN), 1, b"i", "d|a", "1", payload), "t"
+    run_keys = keys.run_keys
+    epoch = store.core.epochs.get(keys.epoch, "e")
+    one_run = (keys.pending, *run_keys, keys.findings, keys.epoch)
+    two_runs = (keys.pending, *run_keys, *run_keys, keys.findings, keys.epoch)
+    clear = (keys.pending, *run_keys, keys.epoch)
+    finding_keys = (keys.st, keys.findings, keys.epoch)
+    valid_run = (str(RUN), 1, *ACK)
+
+    def call(script: str, call_keys: Any, args: tuple[Any, ...]) -> ScriptCall:
+        return ScriptCall(Script(script), call_keys, args, "t")
+
+    def acks(args: tuple[Any, ...], call_keys: Any = one_run) -> ScriptCall:
+        return call("add_acks", call_keys, args)
+
+    def exps(*args: Any, call_keys: Any = one_run) -> ScriptCall:
+        return call("add_expectations", call_keys, (*args, epoch))
+
+    def status(*args: Any, call_keys: Any = one_run) -> ScriptCall:
+        return call("update_status", call_keys, (*args, epoch))
+
+    def sweep(script: str, *args: Any) -> ScriptCall:
+        return call(script, one_run, (*args, epoch))
+
+    def finding(*args: Any) -> ScriptCall:
+        return call("record_finding", finding_keys, (*args, epoch))
+
+    cases = {
+        # add_acks.lua
+        "ack: zero ttl": (acks(_ack_args(ACK, ttl=0, epoch=epoch)), "ttl_ms"),
+        "ack: empty call token": (acks(_ack_args(ACK, token=b"", epoch=epoch)), "call token"),
+        "ack: key count": (acks(_ack_args(ACK, epoch=epoch), one_run[:3]), "key count"),
+        "ack: zero maxlen": (acks(_ack_args(ACK, maxlen=0, epoch=epoch)), "findings maxlen"),
+        "ack: empty run id": (acks(_ack_args(ACK, run="", epoch=epoch)), "run_id of run 1"),
+        "ack: second run's empty run id": (
+            acks((1000, TOKEN, 2, *valid_run, "", 1, *ACK2, MAXLEN, epoch), two_runs),
+            "run_id of run 2",
         ),
-        "ack: bad ok flag": ScriptCall(
-            "add_acks", keys, (1000, TOKEN, 1, str(RUN), 1, b"i", "d|a", "yes", payload), "t"
+        "ack: bad ack count": (
+            acks(_ack_args(ACK, count="x", epoch=epoch)),
+            "ack count of run 1",
         ),
-        "ack: second ack bad": ScriptCall(
-            "add_acks",
-            keys,
-            (1000, TOKEN, 1, str(RUN), 2, b"i", "d|a", "1", payload, b"j", "nokey", "1", payload),
-            "t",
+        "ack: short args": (acks(_ack_args(ACK, count=2, epoch=epoch)), "argument count"),
+        "ack: extra args": (
+            acks((*_ack_args(ACK, epoch=epoch)[:-2], "extra", MAXLEN, epoch)),
+            "argument count",
         ),
-        "ack: short args": ScriptCall(
-            "add_acks", keys, (1000, TOKEN, 1, str(RUN), 2, b"i", "d|a", "1", payload), "t"
+        "ack: empty ack id": (
+            acks(_ack_args((b"", *ACK[1:]), epoch=epoch)),
+            "ack id of ack 1",
         ),
-        "ack: empty call token": ScriptCall(
-            "add_acks", keys, (1000, b"", 1, str(RUN), 1, b"i", "d|a", "1", payload), "t"
+        "ack: no separator": (
+            acks(_ack_args((b"i", "nokey", "1", PAYLOAD), epoch=epoch)),
+            "expectation key of ack 1",
         ),
-        "ack: key count": ScriptCall("add_acks", keys[:3], (1000, TOKEN, 1, str(RUN), 0), "t"),
-        "exp: bad deadline": ScriptCall(
-            "add_expectations",
-            keys,
-            (1000, str(RUN), 2, "d|b", 5, payload, "d|c", -5, payload),
-            "t",
+        "ack: second ack no separator": (
+            acks(_ack_args(ACK, (b"j", "nokey", "1", PAYLOAD), epoch=epoch)),
+            "expectation key of ack 2",
         ),
-        "exp: count": ScriptCall(
-            "add_expectations", keys, (1000, str(RUN), 3, "d|b", 5, payload), "t"
+        "ack: bad ok flag": (
+            acks(_ack_args((b"i", "d|a", "yes", PAYLOAD), epoch=epoch)),
+            "ok flag of ack 1",
         ),
-        "status: unknown": ScriptCall(
-            "update_status", keys, (1000, str(RUN), "incidents|create_incident", "DONE"), "t"
+        "ack: second ack bad ok flag": (
+            acks(_ack_args(ACK, (b"j", "d|b", "3", PAYLOAD), epoch=epoch)),
+            "ok flag of ack 2",
         ),
-        "clear: no run": ScriptCall("clear_run", keys, ("",), "t"),
+        # add_expectations.lua
+        "exp: key count": (
+            exps(1000, str(RUN), 1, *EXP, MAXLEN, call_keys=one_run[:7]),
+            "expected 8 keys",
+        ),
+        "exp: zero ttl": (exps(0, str(RUN), 1, *EXP, MAXLEN), "ttl_ms"),
+        "exp: empty run id": (exps(1000, "", 1, *EXP, MAXLEN), "run_id"),
+        "exp: count": (exps(1000, str(RUN), 3, *EXP, MAXLEN), "argument count"),
+        "exp: zero maxlen": (exps(1000, str(RUN), 1, *EXP, 0), "findings maxlen"),
+        "exp: no separator": (
+            exps(1000, str(RUN), 2, *EXP, "dc", 5, "0", PAYLOAD, MAXLEN),
+            "expectation key 2",
+        ),
+        "exp: bad deadline": (
+            exps(1000, str(RUN), 2, *EXP, "d|c", -5, "0", PAYLOAD, MAXLEN),
+            "deadline_ms of expectation 2",
+        ),
+        "exp: bad live flag": (
+            exps(1000, str(RUN), 2, *EXP, "d|c", 5, "yes", PAYLOAD, MAXLEN),
+            "live flag of expectation 2",
+        ),
+        # update_status.lua
+        "status: arguments": (
+            call("update_status", one_run, (1000, str(RUN), "d|a", "ACKED", epoch)),
+            "expected 8 keys and 6 arguments",
+        ),
+        "status: zero ttl": (status(0, str(RUN), "d|a", "ACKED", MAXLEN), "ttl_ms"),
+        "status: zero maxlen": (status(1000, str(RUN), "d|a", "ACKED", 0), "findings maxlen"),
+        "status: empty run id": (status(1000, "", "d|a", "ACKED", MAXLEN), "run_id"),
+        "status: no separator": (
+            status(1000, str(RUN), "incidents", "ACKED", MAXLEN),
+            "expectation key",
+        ),
+        "status: unknown": (
+            status(1000, str(RUN), "incidents|create_incident", "DONE", MAXLEN),
+            "status",
+        ),
+        # sweep_run.lua and end_run.lua (the same arguments, checked in the same order)
+        **{
+            f"{script}: arguments": (
+                call(script, one_run, (1000, str(RUN), 10, epoch)),
+                "expected 8 keys and 5 arguments",
+            )
+            for script in ("sweep_run", "end_run")
+        },
+        **{
+            f"{script}: zero ttl": (sweep(script, 0, str(RUN), 10, MAXLEN), "ttl_ms")
+            for script in ("sweep_run", "end_run")
+        },
+        **{
+            f"{script}: empty run id": (sweep(script, 1000, "", 10, MAXLEN), "run_id")
+            for script in ("sweep_run", "end_run")
+        },
+        **{
+            f"{script}: limit over 1000": (sweep(script, 1000, str(RUN), 1001, MAXLEN), "limit")
+            for script in ("sweep_run", "end_run")
+        },
+        **{
+            f"{script}: zero maxlen": (sweep(script, 1000, str(RUN), 10, 0), "findings maxlen")
+            for script in ("sweep_run", "end_run")
+        },
+        # clear_run.lua
+        "clear: no run": (
+            call("clear_run", clear, ("", epoch)),
+            "expected 7 keys, a run_id and the store epoch",
+        ),
+        # record_finding.lua
+        "finding: arguments": (
+            call("record_finding", finding_keys, (MAXLEN, "STALE", epoch)),
+            "expected 3 keys and 4 + 2k arguments",
+        ),
+        "finding: zero maxlen": (finding(0, "STALE", str(RUN)), "findings maxlen"),
+        "finding: type": (finding(MAXLEN, "COMPLETE", str(RUN)), "event type"),
+        "finding: empty run id": (finding(MAXLEN, "STALE", ""), "run_id"),
+        "finding: reserved field": (
+            finding(MAXLEN, "STALE", str(RUN), "at_ms", "1"),
+            "field name",
+        ),
+        # init_meta.lua, read_expectations.lua, read_run.lua
+        "meta: arguments": (
+            call("init_meta", (keys.pending,), (16,)),
+            "expected 1 key and 2 arguments",
+        ),
+        "meta: shard count": (call("init_meta", (store.core.keys.meta,), (0, "1")), "shard count"),
+        "read: keys": (call("read_expectations", run_keys[:1], ()), "expected 2 keys"),
+        "read run: keys": (call("read_run", run_keys[:3], ()), "expected 4 keys"),
     }
+    return {name: (made, f"RAC_BADARG {error}") for name, (made, error) in cases.items()}
 
 
+MALFORMED = list(_malformed_calls(AuditStore()))
+
+
+@pytest.mark.parametrize("name", MALFORMED)
 def test_lua_validates_before_the_first_write(
-    store: AuditStore, raw_client: Any, seeded: dict[bytes, Any]
+    store: AuditStore, raw_client: Any, seeded: dict[bytes, Any], name: str
 ) -> None:
-    for name, call in _malformed_calls(store).items():
-        with pytest.raises(InvalidInputError, match="RAC_BADARG"):
-            store.execute(call)
-        assert snapshot(raw_client) == seeded, name
+    """The exact error of the check each call is built to fail, and nothing written."""
+    call, error = _malformed_calls(store)[name]
+    with pytest.raises(InvalidInputError) as caught:
+        store.execute(call)
+    assert str(caught.value) == f"t: {error}"
+    assert snapshot(raw_client) == seeded

@@ -221,19 +221,6 @@ def test_lua_validation_writes_nothing(
     assert snapshot(raw_client) == before
 
 
-@pytest.mark.redis_only
-@pytest.mark.parametrize("backend", ["redis"])
-def test_server_time_decides_not_the_client_clock(
-    store: AuditStore, rec: AuditReconciler, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    run = uuid.uuid4()
-    declare(store, run, 5_000)
-    real = time.time
-    monkeypatch.setattr(time, "time", lambda: real() + 86_400)  # this client is a day ahead
-    assert rec.sweep().findings == []
-    assert rec.reconcile(run, record=False).missing_actions == []
-
-
 def _sweeper(url: str, start: Any, results: Any) -> None:
     """In a worker process: sweep until nothing is due; report the marks it made."""
     store = AuditStore.from_url(url, metrics=False)

@@ -19,7 +19,7 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Callable
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import msgspec
@@ -311,12 +311,17 @@ def test_run_id_of_every_method(store: AuditStore, raw_client: Any, run_id: Any)
 def test_get_pending_run_ids(
     store: AuditStore, raw_client: Any, due_before: Any, limit: Any
 ) -> None:
+    store.add_expectations(RUN, [AuditExpectation(RUN, "d", "a", 600_000)])  # one pending run
+    score = int(raw_client.zscore(store.core.keys.for_run(str(RUN)).pending, str(RUN)))
     ok, result = attempt(
         raw_client, lambda: store.get_pending_run_ids(due_before=due_before, limit=limit)
     )
+    valid_limit = limit is None or is_count(limit, minimum=0)
+    assert ok is (is_due_bound(due_before) and valid_limit), (due_before, limit)
     if ok:
-        assert isinstance(result, list)
-        assert limit is None or len(result) <= limit
+        bound = None if due_before is None else as_epoch_ms(due_before)
+        listed = (bound is None or score <= bound) and limit != 0
+        assert result == ([str(RUN)] if listed else [])
 
 
 KEY_AFTER = {
@@ -401,8 +406,15 @@ counts = st.one_of(st.integers(-3, 2000), wrong_types)
 def test_reconciler_arguments(
     store: AuditStore, raw_client: Any, run_id: Any, limit: Any, marks: Any, since: Any, count: Any
 ) -> None:
-    """The reconciler's public methods: a typed error with nothing changed, or a result."""
+    """The reconciler's public methods: a typed error with nothing changed, or the exact result.
+
+    A valid run id gets one PENDING expectation (not yet due) first, cleared after.
+    """
     reconciler = AuditReconciler(store)
+    valid_run = is_run_id(run_id)
+    if valid_run:
+        run = uuid.UUID(str(run_id))
+        store.add_expectations(run, [AuditExpectation(run, "d", "a", 600_000)])
     calls: dict[str, Callable[[], Any]] = {
         "reconcile": lambda: reconciler.reconcile(run_id),
         "check_deadline_violations": lambda: reconciler.check_deadline_violations(run_id),
@@ -411,10 +423,49 @@ def test_reconciler_arguments(
         "sweep": lambda: reconciler.sweep(limit=limit, marks_per_run=marks),
         "iter_findings": lambda: list(reconciler.iter_findings(since=since, count=count)),
     }
-    for name, call in calls.items():
-        ok, result = attempt(raw_client, call)
-        if ok:
-            assert result is not None, name
+    accepted = {
+        "reconcile": valid_run,
+        "check_deadline_violations": valid_run,
+        "get_run_audit_summary": valid_run,
+        "pending": is_count(limit, minimum=1),
+        "sweep": is_count(limit, minimum=1) and is_count(marks, minimum=1, maximum=1000),
+        "iter_findings": (since in ("0", "$") or isinstance(since, dict))
+        and is_count(count, minimum=1),
+    }
+    try:
+        for name, call in calls.items():
+            ok, result = attempt(raw_client, call)
+            assert ok is accepted[name], name
+            if not ok:
+                continue
+            if name == "reconcile":
+                assert (result.status.value, result.pending_actions, result.missing_actions) == (
+                    "IN_PROGRESS",
+                    [("d", "a")],
+                    [],
+                )
+            elif name == "check_deadline_violations":
+                assert result == []
+            elif name == "get_run_audit_summary":
+                assert (
+                    result["status"],
+                    result["expectations"],
+                    result["by_status"]["PENDING"],
+                ) == (
+                    "IN_PROGRESS",
+                    1,
+                    1,
+                )
+            elif name == "pending":
+                expected = [str(run)] if valid_run else []
+                assert ([r.run_id for r in result.runs], result.more) == (expected, False)
+            elif name == "sweep":
+                assert (result.runs_swept, result.findings, result.more_due) == (0, [], False)
+            else:
+                assert result == []  # nothing ever emitted a finding
+    finally:
+        if valid_run:
+            store.clear_run(run)
 
 
 @pytest.mark.parametrize("backend", ["embedded", "redis"], indirect=True)
@@ -430,3 +481,31 @@ def test_nfc_and_nfd_spellings_are_two_names(store: AuditStore) -> None:
     assert store.add_expectations(run, [AuditExpectation(run, "d", decomposed, 60_000)]) == 1
     statuses = {e.action: e.status for e in store.get_expectations(run)}
     assert statuses == {composed: AuditStatus.PENDING, decomposed: AuditStatus.ACKED}
+
+
+def is_count(value: Any, minimum: int, maximum: int = 2**62) -> bool:
+    """An int (not a bool) in ``minimum..maximum`` (beyond 2**62 Redis may refuse it)."""
+    return type(value) is int and minimum <= value <= maximum
+
+
+def is_due_bound(value: Any) -> bool:
+    """None, an int (not a bool), or an aware datetime."""
+    return (
+        value is None
+        or type(value) is int
+        or (isinstance(value, datetime) and value.tzinfo is not None)
+    )
+
+
+def as_epoch_ms(value: int | datetime) -> int:
+    return int(value.timestamp() * 1000) if isinstance(value, datetime) else value
+
+
+def is_run_id(value: Any) -> bool:
+    """A UUID, or a text Python reads as one."""
+    if isinstance(value, uuid.UUID):
+        return True
+    try:
+        return isinstance(value, str) and uuid.UUID(value) is not None
+    except ValueError:
+        return False

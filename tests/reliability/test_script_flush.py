@@ -93,13 +93,20 @@ def test_script_flush_every_50ms_reaches_no_caller(tmp_path: Path, variant: str)
         elapsed = time.monotonic() - started
         result = audit(store, report, runs)
         noscript = admin.info("errorstats").get("errorstat_NOSCRIPT", {}).get("count", 0)
-        evals = command_stats(admin).get("eval", {}).get("calls", 0)
+        stats = command_stats(admin)
+        evals = stats.get("eval", {}).get("calls", 0)
+        refused = stats.get("evalsha", {}).get("failed_calls", 0)
         print(
             f"\n[script flush/{variant}] flushes={flushes} acks={report.confirmed_count}"
             f" reads={reads} NOSCRIPT replies={noscript} EVAL fallbacks={evals}"
             f" caller errors={len(report.errors) + len(reader_errors)} elapsed={elapsed:.1f}s"
         )
         assert flushes >= 10
+        # The fault was met, and answered as designed: every NOSCRIPT reply is an EVALSHA
+        # that did not run, and each was followed by exactly one EVAL of the same call.
+        assert noscript > 0
+        assert refused == noscript
+        assert evals == noscript
         assert report.errors == []
         assert reader_errors == []
         assert report.confirmed_count == WORKERS * ACKS_PER_WORKER

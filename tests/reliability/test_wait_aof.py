@@ -81,9 +81,16 @@ def test_flushed_script_cache_is_refilled_inside_the_durable_pipeline(
     store = AuditStore(aof_server.client(), prefix="w2", wait_aof=True)
     run = uuid.uuid4()
     admin = aof_server.client()
+    sha = store._scripts["add_acks"].sha
+    before = command_stats(admin)
     for _ in range(3):
         admin.script_flush()
         assert store.add_ack(run, create_domain_ack(run, "ghost", "x")) == "DRIFT"
+        assert admin.script_exists(sha) == [True]  # the EVAL in the pipeline cached it again
+    after = command_stats(admin)
+    refused = after["evalsha"]["failed_calls"] - before.get("evalsha", {}).get("failed_calls", 0)
+    evals = after["eval"]["calls"] - before.get("eval", {}).get("calls", 0)
+    assert (refused, evals) == (3, 3)  # each ack: NOSCRIPT, then its text inside the pipeline
     assert len(store.get_acks(run)) == 3
 
 
