@@ -8,6 +8,7 @@ from .aio import AsyncAuditReconciler, AsyncAuditStore
 from .environment import StoreDurabilityMode, _determine_durability_mode
 from .errors import (
     DurabilityNotConfirmedError,
+    EmbeddedStoreInOtherProcessError,
     InvalidInputError,
     InvalidTransitionError,
     LayoutMismatchError,
@@ -62,6 +63,7 @@ __all__ = [
     "AuditStore",
     "DomainAck",
     "DurabilityNotConfirmedError",
+    "EmbeddedStoreInOtherProcessError",
     "EvictionPolicyWarning",
     "Finding",
     "FindingType",

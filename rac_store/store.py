@@ -63,7 +63,8 @@ class AuditStore(StoreBase):
         )
         if self._check_server_at_start and not self._embedded:
             self._check_server()
-        self._opened(self.execute(self._layout_call()))
+        if self._usable_here:  # else the first call raises, where the store is used
+            self._opened(self.execute(self._layout_call()))
 
     @classmethod
     def from_url(

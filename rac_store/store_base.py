@@ -14,8 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypedDict
 
+from . import process_guard
 from .core import DEFAULT_FINDINGS_MAXLEN, Call, StoreCore
-from .embedded import is_embedded
+from .embedded import EmbeddedServer, default_server, is_embedded
 from .environment import StoreDurabilityMode, aos_mode, choose_client
 from .errors import UnsupportedServerError
 from .keys import KeySpace
@@ -88,7 +89,7 @@ class StoreBase:
         self,
         redis_client: Any,
         connect: Callable[[str], Any],
-        embedded: Callable[[], Any],
+        embedded: Callable[[EmbeddedServer], Any],
         options: StoreOptions,
         wait_aof: WaitAof | None = None,
     ) -> None:
@@ -102,13 +103,27 @@ class StoreBase:
         self._read_only = settings.read_only
         self._retry = settings.retry
         self._check_server_at_start = settings.check_server
-        self._client, self._mode = choose_client(redis_client, connect, embedded)
+        self._usable_here = True
+        self._client, self._mode = choose_client(
+            redis_client, connect, lambda: embedded(self._default_server())
+        )
         self._embedded = is_embedded(self._client)
         if self._embedded and wait_aof is not None:
             raise UnsupportedServerError("wait_aof needs a Redis server with an AOF")
         self._wait_aof = wait_aof
         self._metrics = resolve_metrics(settings.metrics)
         self._scripts = load_scripts(self._embedded)
+
+    def _default_server(self) -> EmbeddedServer:
+        server = default_server()
+        self._usable_here = server.usable_here
+        return server
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A store on a Redis pickles as before; an embedded one refuses (its data stays here)."""
+        if self._embedded:
+            raise process_guard.refuse_pickling(f"this embedded {type(self).__name__}")
+        return self.__dict__
 
     def _apply_server_checks(self, info: Mapping[str, Any]) -> None:
         """Refuse the server or warn about it, from its ``INFO`` reply (see server_checks).
