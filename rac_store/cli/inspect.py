@@ -119,13 +119,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = commands.add_parser("show", help="a run's expectations, acks and findings")
     parser.add_argument("run_id", metavar="RUN", help="run id (UUID)")
     add_connection_options(parser)
-    parser.set_defaults(run=with_reconciler(show))
+    parser.set_defaults(run=with_reconciler(show, read_only=True))
 
     parser = commands.add_parser("pending", help="runs with PENDING expectations")
     parser.add_argument("--due", action="store_true", help="only runs already past a deadline")
     parser.add_argument("--limit", type=positive, default=100, help="at most N runs (100)")
     add_connection_options(parser)
-    parser.set_defaults(run=with_reconciler(pending))
+    parser.set_defaults(run=with_reconciler(pending, read_only=True))
 
     parser = commands.add_parser("reconcile", help="a run's verdict (exit 0/1/3/4)")
     parser.add_argument("run_id", metavar="RUN", help="run id (UUID)")
@@ -133,4 +133,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--no-record", action="store_true", help="do not append the verdict to the stream"
     )
     add_connection_options(parser)
-    parser.set_defaults(run=with_reconciler(reconcile))
+    parser.set_defaults(run=with_reconciler(reconcile, read_only=_writes_nothing))
+
+
+def _writes_nothing(args: argparse.Namespace) -> bool:
+    return bool(args.no_record)
