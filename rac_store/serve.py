@@ -195,7 +195,8 @@ class _Session(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         owner = self.server.owner
-        connection: Any = fakeredis.FakeConnection(server=owner.embedded, protocol=2)
+        client = fakeredis.FakeRedis(server=owner.embedded, protocol=2)
+        connection: Any = client.connection_pool.get_connection()
         reader = hiredis.Reader()
         protocol = 2
         try:
@@ -218,6 +219,7 @@ class _Session(socketserver.BaseRequestHandler):
             return  # the client went away
         finally:
             connection.disconnect()
+            client.close()
 
 
 class _Listener(socketserver.ThreadingMixIn, socketserver.BaseServer):
