@@ -66,8 +66,11 @@ def watch(rec: AuditReconciler, args: argparse.Namespace) -> int:
     shards = rec.store.core.keys.shards
     start = {s: "0" for s in range(shards)} if args.from_start else rec.findings_positions()
     positions = Positions(start)
-    if not args.json:
-        print(f"watching {shards} shard stream(s)", flush=True)
+    banner = f"watching {shards} shard stream(s)"
+    if args.json:
+        say(banner)
+    else:
+        print(banner, flush=True)
     backoff = Backoff()
     last_failure = 0.0
     with stop_on_signals() as stop:
