@@ -9,6 +9,7 @@ progress and a table of ratios against the goals, and writes the figures to a JS
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ STEPS: list[Step] = [
     ("memory per ack", lambda b, g: figures.memory(b), False),
     ("pending index listing", lambda b, g: figures.pending_index(b), False),
     ("embedded vs Redis", lambda b, g: figures.embedded(b), False),
+    ("rac-store serve vs Redis", lambda b, g: figures.served(b), False),
     ("deadline sweep per due run", lambda b, g: sweep_cost.figures(b), False),
     ("asyncio: 1,000 concurrent callers", lambda b, g: async_acks.figures(b), False),
     ("Redis Cluster, 3 primaries (own servers)", lambda b, g: cluster_bench.figures(b), False),
@@ -43,6 +45,17 @@ def _need(gang: Gang | None) -> Gang:
     if gang is None:
         raise RuntimeError("this step needs the worker processes")
     return gang
+
+
+def _scale(text: str) -> float:
+    """A finite factor > 0 (argparse refuses anything else as a usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number > 0: {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--scale",
-        type=float,
+        type=_scale,
         default=1.0,
         help="multiply every repetition count (e.g. 0.1 for a smoke test)",
     )
