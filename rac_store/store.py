@@ -187,6 +187,15 @@ def get_audit_store(redis_client: Any = None) -> AuditStore:
 
 def reset_audit_store() -> None:
     """Forget the process-wide store (for tests, or after a fork)."""
+    swap_audit_store(None)
+
+
+def swap_audit_store(store: AuditStore | None) -> AuditStore | None:
+    """Make ``store`` the process-wide store (None: forget it); returns the one it replaced.
+
+    The pytest plugin (:mod:`rac_store.testing`) installs its fixture's store this way.
+    """
     global _store
     with _store_lock:
-        _store = None
+        previous, _store = _store, store
+        return previous
