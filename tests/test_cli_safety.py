@@ -31,6 +31,7 @@ from rac_store import (
 )
 
 from .conftest import ACL_PASSWORD
+from .support.cluster import LocalCluster
 from .support.redis_server import RedisServer, free_port, running_redis
 from .support.snapshot import snapshot
 
@@ -307,3 +308,15 @@ def test_watch_reconnects_after_an_outage(tmp_path: Path) -> None:
         process.wait()
         server.cleanup()
     assert "Traceback" not in errors.read_text()
+
+
+@pytest.mark.cluster
+def test_cluster_layout_as_json(redis_cluster: LocalCluster) -> None:
+    redis_cluster.flush()
+    AuditStore(redis_cluster.client(), prefix="lay", shards=64).close()
+    node = f"redis://127.0.0.1:{redis_cluster.primary_ports()[0]}/0"  # any node is a seed
+    done = cli("cluster-layout", "--redis-url", node, "--prefix", "lay", "--json")
+    assert done.returncode == 0, done.stderr
+    layout = json.loads(done.stdout)
+    assert layout["shards"] == 64 and len(layout["owners"]) == 3
+    assert sorted(s for shards in layout["owners"].values() for s in shards) == list(range(64))
