@@ -9,11 +9,12 @@ progress and a table of ratios against the goals, and writes the figures to a JS
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from rac_store.cli.common import positive_number
 
 from . import async_acks, cluster_bench, figures, sweep_cost
 from .breakdown import profile, summary
@@ -47,17 +48,6 @@ def _need(gang: Gang | None) -> Gang:
     return gang
 
 
-def _scale(text: str) -> float:
-    """A finite factor > 0 (argparse refuses anything else as a usage error)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number > 0: {text}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The options of ``python -m benchmarks``."""
     parser = argparse.ArgumentParser(
@@ -81,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--scale",
-        type=_scale,
+        type=positive_number,
         default=1.0,
         help="multiply every repetition count (e.g. 0.1 for a smoke test)",
     )

@@ -26,7 +26,6 @@ import multiprocessing
 import os
 import sys
 import weakref
-from types import TracebackType
 from typing import Any, Protocol
 
 from .errors import EmbeddedStoreInOtherProcessError
@@ -51,13 +50,8 @@ class RefusingLock:
     def __enter__(self) -> None:
         raise self._refuse()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
+    def __exit__(self, *exc_info: object) -> None:
+        """Never reached: entering raised."""
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Raises: the server is not this process's."""

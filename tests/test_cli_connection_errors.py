@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from rac_store import AuditStore
 
+from .support.cli import RAC_STORE
 from .support.cluster import LocalCluster
 from .support.redis_server import RedisServer, free_port, running_redis
 from .support.tls import make_tls_files
 
-RAC_STORE = str(Path(sys.executable).parent / "rac-store")
 PASSWORD = "s3cret-pw"
 
 

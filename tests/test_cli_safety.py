@@ -9,14 +9,10 @@ outage.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +27,11 @@ from rac_store import (
 )
 
 from .conftest import ACL_PASSWORD
+from .support.cli import RAC_STORE, lines, poll_file, rac_store, wait_for
 from .support.cluster import LocalCluster
 from .support.redis_server import RedisServer, free_port, running_redis
 from .support.snapshot import snapshot
 
-RAC_STORE = str(Path(sys.executable).parent / "rac-store")
 READ_ONLY = (
     ("pending",),
     ("show", "RUN"),
@@ -46,15 +42,7 @@ WRITING = (("sweep",), ("reconcile", "RUN"))
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != "RAC_REDIS_URL"}
-    return subprocess.run(
-        [RAC_STORE, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**environment, **(env or {})},
-        check=False,
-    )
+    return rac_store(*args, env=env)
 
 
 def _with_run(command: tuple[str, ...], run: str) -> list[str]:
@@ -181,8 +169,8 @@ def test_with_json_stdout_carries_only_json(runs: Runs) -> None:
         done = runs.cli(*args, "--json")
         assert done.returncode in (0, 1), done.stderr
         json.loads(done.stdout)  # one JSON document, nothing else
-    lines = json.loads(cli("acl", "--json", "--prefix", "p").stdout)
-    assert lines["worker"].startswith("ACL SETUSER rac-worker") and "~p:*" in lines["inspector"]
+    acl = json.loads(cli("acl", "--json", "--prefix", "p").stdout)
+    assert acl["worker"].startswith("ACL SETUSER rac-worker") and "~p:*" in acl["inspector"]
 
 
 def _first_line_then_close(*args: str) -> subprocess.CompletedProcess[str]:
@@ -248,29 +236,6 @@ def test_bad_urls_and_variables_are_usage_errors(runs: Runs) -> None:
     assert cli("pending", env={}).stderr.startswith("rac-store: no Redis: pass --redis-url")
 
 
-def _lines(process: subprocess.Popen[str]) -> Iterator[str]:
-    assert process.stdout is not None
-    for line in process.stdout:
-        yield line.rstrip("\n")
-
-
-def _wait_for(lines: Iterator[str], text: str) -> str:
-    for line in lines:
-        if text in line:
-            return line
-    raise AssertionError(f"the process ended before printing {text!r}")
-
-
-def _poll(path: Path, text: str, timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        content = path.read_text()
-        if text in content:
-            return content
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} never appeared in {path}")
-
-
 @pytest.mark.slow
 def test_watch_reconnects_after_an_outage(tmp_path: Path) -> None:
     server = RedisServer().start()
@@ -288,18 +253,18 @@ def test_watch_reconnects_after_an_outage(tmp_path: Path) -> None:
     watchdog = threading.Timer(120, process.kill)  # a hang fails the test, never blocks it
     watchdog.start()
     try:
-        lines = _lines(process)
-        _poll(errors, "watching 16 shard stream(s)")
+        printed = lines(process)
+        poll_file(errors, "watching 16 shard stream(s)")
         store.update_expectation_status(run, "d", "a", "MISSING")
-        assert json.loads(_wait_for(lines, "MISSING"))["run_id"] == str(run)
+        assert json.loads(wait_for(printed, "MISSING"))["run_id"] == str(run)
         server.stop()
-        assert "watch: connection lost" in _poll(errors, "reconnecting in")
+        assert "watch: connection lost" in poll_file(errors, "reconnecting in")
         server.restart()  # same port, empty: the store is made again
         store = AuditStore(server.client(), metrics=False)
         again = uuid.uuid4()
         store.add_expectations(again, [AuditExpectation(again, "d", "a", 600_000)])
         store.update_expectation_status(again, "d", "a", "MISSING")
-        assert json.loads(_wait_for(lines, str(again)))["type"] == "MISSING"
+        assert json.loads(wait_for(printed, str(again)))["type"] == "MISSING"
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
     finally:

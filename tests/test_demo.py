@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -19,10 +17,10 @@ from rac_store import (
     create_run_expectations,
 )
 
+from .support.cli import RAC_STORE
 from .support.snapshot import snapshot
 from .support.targets import ServerTarget
 
-RAC_STORE = str(Path(sys.executable).parent / "rac-store")
 DEMO_FINDINGS = {"COMPLETE": 1, "INCOMPLETE": 3, "MISSING": 1}
 """What the demo's three runs write to their findings streams: only these."""
 

@@ -9,7 +9,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,8 @@ from rac_store import (
 )
 from rac_store.serve import EmbeddedRedisServer
 
-RAC_STORE = str(Path(sys.executable).parent / "rac-store")
+from .support.cli import RAC_STORE
+
 WORKERS = 4
 ACKS_PER_WORKER = 200
 

@@ -17,7 +17,8 @@ The rules every command follows (new commands use the same helpers):
 
 * **Options**: :func:`add_connection_options` adds ``--redis-url`` (default
   ``$RAC_REDIS_URL``), ``--prefix``, ``--timeout`` and ``--json``. Option types
-  (:func:`positive`, :func:`seconds`, :func:`at_least`, :func:`prefix_word`) make
+  (:func:`positive`, :func:`positive_number`, :func:`seconds`, :func:`at_least`,
+  :func:`prefix_word`) make
   every bad value a usage error (exit 2), never a traceback.
 * **Opening the store**: :func:`opened_store` (or :func:`with_store` /
   :func:`with_reconciler` around a command) opens ``--prefix`` at ``--redis-url``
@@ -119,16 +120,22 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-def seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds > 0, at most a day."""
+def positive_number(text: str) -> float:
+    """An argparse type: a finite number > 0 (``inf``, ``nan`` and negatives refused)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
-        raise argparse.ArgumentTypeError(
-            f"must be a number of seconds > 0 and <= {MAX_SECONDS:g}: {text}"
-        )
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0: {text}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds > 0, at most a day."""
+    value = positive_number(text)
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_SECONDS:g} seconds: {text}")
     return value
 
 
@@ -305,7 +312,7 @@ def run_command(args: argparse.Namespace) -> int:
         return code
     except UsageError as exc:
         return report_failure(str(exc), "UsageError", EXIT_ERROR, as_json=as_json)
-    except (RACStoreError, redis.RedisError) as exc:
+    except (RACStoreError, redis.RedisError, redis.exceptions.RedisClusterException) as exc:
         message, code = failure_message(exc, args)
         return report_failure(message, type(exc).__name__, code, as_json=as_json)
     except BrokenPipeError:

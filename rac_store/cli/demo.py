@@ -244,14 +244,12 @@ def run_demo(url: str | None, runs: int, workers: int, *, as_json: bool = False)
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``demo`` to the CLI."""
     parser = commands.add_parser(
-        "demo",
-        help="run a small orchestration and show its findings (on a store of its own)",
-        description="A small orchestration on a store of its own, deleted at the end."
-        " RAC_REDIS_URL is ignored: only --redis-url makes it use a Redis.",
+        "demo", help="run a small orchestration and show its findings (on a store of its own)"
     )
     parser.add_argument(
         "--redis-url",
-        help="use this Redis, under a prefix of its own (default: the embedded store)",
+        help="use this Redis, under a prefix of its own, deleted at the end (default: the"
+        " embedded store; RAC_REDIS_URL is ignored)",
     )
     parser.add_argument(
         "--runs", type=at_least(MIN_RUNS), default=MIN_RUNS, help="number of runs (at least 3)"
