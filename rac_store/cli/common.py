@@ -37,7 +37,7 @@ The rules every command follows (new commands use the same helpers):
 * **URLs** are printed only through :func:`shown_url` (no user, no password); a
   failure message is also scrubbed of the URL's password (:func:`scrub`).
 * **Long-running commands** stop on SIGTERM/SIGINT (:func:`stop_on_signals`) and
-  outlive outages, waiting with :class:`Backoff` between attempts.
+  outlive outages, waiting with :class:`~rac_store.retry.Backoff` between attempts.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import random
 import signal
 import sys
 import threading
@@ -129,6 +128,10 @@ def positive_number(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0: {text}")
     return value
+
+
+positive_float = positive_number
+"""The name the commands used before :func:`positive_number` (kept for them)."""
 
 
 def seconds(text: str) -> float:
@@ -240,12 +243,12 @@ def connect(url: str, timeout: float) -> Any:
         raise UsageError(f"bad Redis URL {shown_url(url)}: {exc}") from None
 
 
-@contextmanager
-def opened_store(args: argparse.Namespace, *, read_only: bool) -> Iterator[AuditStore]:
-    """The store ``--prefix`` at ``--redis-url``, which must exist; closed on exit.
+def open_store(args: argparse.Namespace, *, read_only: bool) -> AuditStore:
+    """The store ``--prefix`` at ``--redis-url``, which must exist (the caller closes it).
 
     ``read_only`` opens it without ever writing. Otherwise it is first found
     read-only (so a mistyped prefix creates nothing), then opened for writing.
+    StoreNotFoundError when there is no store under the prefix.
     """
     client = connect(require_url(args), command_timeout(args))
     options: dict[str, Any] = {"prefix": args.prefix, "metrics": False, "retry": CLI_RETRY}
@@ -253,9 +256,25 @@ def opened_store(args: argparse.Namespace, *, read_only: bool) -> Iterator[Audit
         store = AuditStore(client, read_only=True, **options)
         if not read_only:
             store = AuditStore(client, shards=store.core.keys.shards, **options)
+    except BaseException:
+        client.close()
+        raise
+    return store
+
+
+@contextmanager
+def opened_store(args: argparse.Namespace, *, read_only: bool) -> Iterator[AuditStore]:
+    """:func:`open_store`, closed on exit."""
+    store = open_store(args, read_only=read_only)
+    try:
         yield store
     finally:
-        client.close()
+        store.close()
+
+
+def open_reconciler(args: argparse.Namespace, *, read_only: bool = False) -> AuditReconciler:
+    """A reconciler over :func:`open_store` (the caller closes ``rec.store``)."""
+    return AuditReconciler(open_store(args, read_only=read_only), metrics=False)
 
 
 def with_store(
@@ -273,11 +292,12 @@ def with_store(
 def with_reconciler(
     command: Callable[[AuditReconciler, argparse.Namespace], int],
     *,
-    read_only: bool | Callable[[argparse.Namespace], bool],
+    read_only: bool | Callable[[argparse.Namespace], bool] = False,
 ) -> Callable[[argparse.Namespace], int]:
     """``command`` run with a reconciler over the store of the command line.
 
-    ``read_only`` may depend on the options (``reconcile --no-record`` writes nothing).
+    ``read_only`` may depend on the options (``reconcile --no-record`` writes nothing);
+    a command that only reads should say so.
     """
 
     def run(args: argparse.Namespace) -> int:
@@ -289,6 +309,11 @@ def with_reconciler(
 
 
 # -- running a command ----------------------------------------------------------------
+def fail(message: str) -> int:
+    """Print an error (stderr) and return the error exit code."""
+    return report_failure(message, "UsageError", EXIT_ERROR, as_json=False)
+
+
 def failure_message(exc: BaseException, args: argparse.Namespace) -> tuple[str, int]:
     """What to print for an error a command raised, and its exit code."""
     url = getattr(args, "redis_url", None)
@@ -337,26 +362,3 @@ def stop_on_signals() -> Iterator[threading.Event]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-class Backoff:
-    """Pauses between attempts: doubling from ``first`` up to ``longest``, with jitter.
-
-    Each pause is drawn between half and all of the current step, so that many
-    clients that lost one server do not come back in step.
-    """
-
-    def __init__(self, first: float = 0.5, longest: float = 30.0) -> None:
-        self.first = first
-        self.longest = longest
-        self._step = first
-
-    def next_pause(self) -> float:
-        """The pause before the next attempt (and a longer step after it)."""
-        pause = random.uniform(self._step / 2, self._step)
-        self._step = min(self.longest, self._step * 2)
-        return pause
-
-    def reset(self) -> None:
-        """After a success: start from ``first`` again."""
-        self._step = self.first

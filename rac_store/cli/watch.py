@@ -9,9 +9,9 @@ import time
 from ..errors import StoreUnavailableError
 from ..models import Finding
 from ..reconciler import AuditReconciler
+from ..retry import Backoff
 from .common import (
     EXIT_OK,
-    Backoff,
     add_connection_options,
     failure_message,
     stop_on_signals,
@@ -71,8 +71,7 @@ def watch(rec: AuditReconciler, args: argparse.Namespace) -> int:
         say(banner)
     else:
         print(banner, flush=True)
-    backoff = Backoff()
-    last_failure = 0.0
+    backoff, failures, last_failure = Backoff(), 0, 0.0
     with stop_on_signals() as stop:
         while not stop.is_set():
             try:
@@ -80,9 +79,9 @@ def watch(rec: AuditReconciler, args: argparse.Namespace) -> int:
                 return EXIT_OK  # caught up (--no-follow), or stopped
             except StoreUnavailableError as exc:
                 if time.monotonic() - last_failure > QUIET_RESET:
-                    backoff.reset()  # a new outage, not the same one going on
-                last_failure = time.monotonic()
-                pause = backoff.next_pause()
+                    failures = 0  # a new outage, not the same one going on
+                failures, last_failure = failures + 1, time.monotonic()
+                pause = backoff.delay(failures)
                 reason = failure_message(exc, args)[0]
                 say(f"watch: connection lost ({reason}); reconnecting in {pause:.1f} s")
                 if stop.wait(pause):
