@@ -264,7 +264,7 @@ class EmbeddedRedisServer:
         if self._unix is None and not allow_remote and not is_loopback(host):
             raise InvalidInputError(
                 f"refusing to serve on {host!r}: the embedded server has no authentication;"
-                " serve on a loopback address, or pass allow_remote (--allow-remote)"
+                " serve on a loopback address (or: --allow-remote, allow_remote=True)"
             )
         self._listener = self._listen(host, port)
         self._listener.owner = self

@@ -95,7 +95,9 @@ class StoreBase:
     ) -> None:
         settings = StoreSettings.from_options(options)
         self._core = StoreCore(
-            KeySpace(settings.prefix, settings.shards or DEFAULT_SHARDS),
+            KeySpace(
+                settings.prefix, DEFAULT_SHARDS if settings.shards is None else settings.shards
+            ),
             settings.ttl_seconds,
             settings.findings_maxlen,
         )

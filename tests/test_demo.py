@@ -37,13 +37,18 @@ def demo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 
 def _production(client: object) -> uuid.UUID:
-    """A "production" store under the default prefix: an overdue run and a findings event."""
+    """A "production" store under the default prefix: an overdue run, and findings events
+    (3 COMPLETE, 3 MISSING) that a demo counting them would show."""
     store = AuditStore(client, metrics=False)
-    overdue, done = uuid.uuid4(), uuid.uuid4()
+    overdue = uuid.uuid4()
     store.add_expectations(overdue, [AuditExpectation(overdue, "billing", "charge", 0)])
-    store.add_expectations(done, create_run_expectations(done))
-    for exp in create_run_expectations(done):
-        store.add_ack(done, create_domain_ack(done, exp.domain, exp.action))  # a COMPLETE event
+    for _ in range(3):
+        done, lost = uuid.uuid4(), uuid.uuid4()
+        store.add_expectations(done, create_run_expectations(done))
+        for exp in create_run_expectations(done):
+            store.add_ack(done, create_domain_ack(done, exp.domain, exp.action))  # COMPLETE
+        store.add_expectations(lost, [AuditExpectation(lost, "billing", "refund", 600_000)])
+        store.update_expectation_status(lost, "billing", "refund", "MISSING")  # MISSING
     return overdue
 
 
@@ -95,3 +100,18 @@ def test_bad_counts_are_usage_errors(args: tuple[str, ...]) -> None:
     done = demo(*args)
     assert done.returncode == 2 and done.stdout == ""
     assert "usage: rac-store demo" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_orchestration_can_fill_a_store_in_this_process() -> None:
+    """``orchestrate`` with no URL: threads ack on the store itself (the dashboard's demo data)."""
+    from rac_store import AuditReconciler
+    from rac_store.cli.demo import orchestrate
+    from rac_store.embedded import create_embedded_client
+
+    reconciler = AuditReconciler(AuditStore(create_embedded_client(), metrics=False))
+    run_ids, swept = orchestrate(reconciler, runs=3, workers=2)
+    assert swept.runs_swept == 1 and len(swept.missing) == 1
+    results = [reconciler.reconcile(run, record=False) for run in run_ids]
+    assert [bool(r.drift_actions) for r in results] == [True, False, False]
+    assert [bool(r.failed_actions) for r in results] == [False, True, False]
+    assert [bool(r.missing_actions) for r in results] == [False, False, True]

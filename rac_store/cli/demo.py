@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import threading
 import time
 import uuid
 from collections import Counter
@@ -27,7 +28,7 @@ from typing import Any
 
 from ..embedded import create_embedded_client
 from ..errors import RACStoreError
-from ..models import AuditExpectation, ReconciliationResult, create_domain_ack
+from ..models import AuditExpectation, ReconciliationResult, SweepReport, create_domain_ack
 from ..models import create_run_expectations as standard_expectations
 from ..reconciler import AuditReconciler
 from ..serve import EmbeddedRedisServer
@@ -86,7 +87,7 @@ def _process_worker(url: str, prefix: str, jobs: Sequence[Job], ready: Any, go: 
         store.close()
 
 
-def run_workers(
+def run_worker_processes(
     url: str, prefix: str, jobs: Sequence[Job], workers: int, declare: Callable[[], None]
 ) -> None:
     """Split the jobs over ``workers`` processes acking through the store at ``url``.
@@ -94,8 +95,7 @@ def run_workers(
     ``declare()`` runs once every worker is up and connected, just before they
     start acking, so that the runs' deadlines do not include process start-up.
     """
-    shares = [list(jobs[i::workers]) for i in range(workers)]
-    shares = [share for share in shares if share]
+    shares = [share for share in (list(jobs[i::workers]) for i in range(workers)) if share]
     ctx = multiprocessing.get_context("spawn")
     ready, go = ctx.Barrier(len(shares) + 1), ctx.Event()
     procs = [
@@ -114,6 +114,48 @@ def run_workers(
     failed = [p.exitcode for p in procs if p.exitcode != 0]
     if failed:
         raise RACStoreError(f"{len(failed)} worker process(es) failed (exit codes {failed})")
+
+
+def run_worker_threads(store: AuditStore, jobs: Sequence[Job], workers: int) -> None:
+    """Split the jobs over ``workers`` threads acking on ``store`` (one process)."""
+    threads = [
+        threading.Thread(target=send_jobs, args=(store, jobs[i::workers])) for i in range(workers)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def orchestrate(
+    reconciler: AuditReconciler, runs: int, workers: int, url: str | None = None
+) -> tuple[list[str], SweepReport]:
+    """The demo's orchestration on the reconciler's store: its run ids and the sweep's report.
+
+    ``runs`` runs declare the standard expectations, the workers ack them (with the
+    faults of :func:`plan_jobs`; the drift ack comes last, so the stream shows the
+    first run COMPLETE, then INCOMPLETE), every deadline passes, one sweep runs. The
+    workers are processes acking through ``url`` (the same store, served or on a
+    Redis); with no ``url``, threads acking on the store itself (to fill a store
+    in this process, as the dashboard's demo data does).
+    """
+    store = reconciler.store
+    run_ids = [str(uuid.uuid4()) for _ in range(max(runs, MIN_RUNS))]
+
+    def declare() -> None:
+        for run_id in run_ids:
+            declared = standard_expectations(uuid.UUID(run_id), RUN_TIMEOUT_MS, GRACE_MS)
+            store.add_expectations(run_id, declared)
+
+    *jobs, drift = plan_jobs(run_ids)
+    if url is None:
+        declare()
+        run_worker_threads(store, jobs, workers)
+    else:
+        run_worker_processes(url, store.core.keys.prefix, jobs, workers, declare)
+    send_jobs(store, [drift])  # last: the first run was complete until this ack came
+    time.sleep((RUN_TIMEOUT_MS + GRACE_MS) / 1000 + 0.05)  # let every deadline pass
+    return run_ids, reconciler.sweep()
 
 
 @contextmanager
@@ -207,16 +249,7 @@ def run_demo(url: str | None, runs: int, workers: int, *, as_json: bool = False)
             where = "the embedded store" if url is None else shown_url(url)
             print(f"rac-store demo: {runs} runs, {workers} worker processes, store mode {mode}")
             print(f"(on {where}, under its own prefix {prefix}, deleted at the end)")
-        run_ids = [str(uuid.uuid4()) for _ in range(runs)]
-
-        def declare() -> None:
-            for run_id in run_ids:
-                declared = standard_expectations(uuid.UUID(run_id), RUN_TIMEOUT_MS, GRACE_MS)
-                store.add_expectations(run_id, declared)
-
-        run_workers(workers_url, prefix, plan_jobs(run_ids), workers, declare)
-        time.sleep((RUN_TIMEOUT_MS + GRACE_MS) / 1000 + 0.05)  # let every deadline pass
-        swept = reconciler.sweep()
+        run_ids, swept = orchestrate(reconciler, runs, workers, workers_url)
         reports = [report(reconciler, run_id) for run_id in run_ids]
         kinds = Counter(f.type.value for f in reconciler.iter_findings())
     if as_json:
