@@ -215,6 +215,8 @@ class _Session(socketserver.BaseRequestHandler):
                         return
                     command = reader.gets()
                 self.request.sendall(out)
+        except hiredis.ProtocolError as exc:  # not RESP (inline commands are not served)
+            self.request.sendall(_error(exc, protocol))
         except (ConnectionError, OSError):
             return  # the client went away
         finally:

@@ -177,6 +177,16 @@ def test_a_blocking_read_waits_for_a_write_from_another_connection() -> None:
         assert (first.type.value, first.run_id) == ("MISSING", str(run))
 
 
+def test_a_request_that_is_not_resp_gets_an_error_and_others_are_served() -> None:
+    with EmbeddedRedisServer() as server:
+        assert server.port is not None
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+            raw.sendall(b"PING\r\n")  # an inline command, which a real Redis would take
+            reply = raw.recv(1000)
+        assert reply.startswith(b"-ERR Protocol error")
+        assert redis.Redis.from_url(server.url).ping()
+
+
 def test_a_stale_socket_file_is_replaced_and_a_live_one_refused(tmp_path: Path) -> None:
     path = tmp_path / "s.sock"
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
