@@ -15,6 +15,7 @@ from .context import BATCH, DUE_RUNS, FLAT_PREFILL, MEMORY_ACKS, WORKERS, Bench
 from .gang import Gang, Task
 from .measure import interleaved, percentile, rate, time_each, time_repeat
 from .report import Count, Figure, Goal
+from .servers import served_embedded
 from .workload import PendingAck, ack_for, chunks, declare, expectations_for, pending_acks
 
 AT_MOST_110 = Goal("<=", 1.10)
@@ -436,19 +437,25 @@ def lost_acks(bench: Bench, gang: Gang) -> list[Count]:
     ]
 
 
-def embedded(bench: Bench) -> list[Figure]:
-    """Embedded add_ack p50 over real-Redis add_ack p50, interleaved blocks."""
+def _against_redis(bench: Bench, other: AuditStore, name: str) -> tuple[list[float], list[float]]:
+    """add_ack times on ``other`` and on the benchmark's Redis, interleaved blocks."""
     sizes = bench.sizes
-    local, remote = bench.embedded_store(), bench.store("emb")
+    remote = bench.store(name)
     n, blocks = sizes.embedded_block, sizes.embedded_blocks
-    local_acks = pending_acks(local, n * blocks + n)
+    other_acks = pending_acks(other, n * blocks + n)
     remote_acks = pending_acks(remote, n * blocks + n)
-    for store, acks in ((local, local_acks), (remote, remote_acks)):
+    for store, acks in ((other, other_acks), (remote, remote_acks)):
         for item in acks[:n]:  # warm up
             store.add_ack(item.run_id, item.ack)
-    mem, red = interleaved(
-        blocks, [_in_blocks(local, local_acks[n:], n), _in_blocks(remote, remote_acks[n:], n)]
+    theirs, red = interleaved(
+        blocks, [_in_blocks(other, other_acks[n:], n), _in_blocks(remote, remote_acks[n:], n)]
     )
+    return theirs, red
+
+
+def embedded(bench: Bench) -> list[Figure]:
+    """Embedded add_ack p50 over real-Redis add_ack p50, interleaved blocks."""
+    mem, red = _against_redis(bench, bench.embedded_store(), "emb")
     return [
         Figure(
             "embedded",
@@ -458,5 +465,26 @@ def embedded(bench: Bench) -> list[Figure]:
             "us",
             Goal("<=", 3),
             {"samples_each": len(mem)},
+        )
+    ]
+
+
+def served(bench: Bench) -> list[Figure]:
+    """add_ack p50 through ``rac-store serve`` (its own process) over the same on redis-server."""
+    with served_embedded() as url:
+        store = AuditStore.from_url(url, metrics=False)
+        try:
+            through, red = _against_redis(bench, store, "srv")
+        finally:
+            store.close()
+    return [
+        Figure(
+            "served",
+            "add_ack p50 via rac-store serve / on redis-server",
+            _p(through),
+            _p(red),
+            "us",
+            None,
+            {"samples_each": len(through)},
         )
     ]

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rac_store.cli.common import positive_number
+
 from . import async_acks, cluster_bench, figures, sweep_cost, web_pages
 from .breakdown import profile, summary
 from .context import FULL, QUICK, WORKERS, Bench
@@ -30,6 +32,7 @@ STEPS: list[Step] = [
     ("memory per ack", lambda b, g: figures.memory(b), False),
     ("pending index listing", lambda b, g: figures.pending_index(b), False),
     ("embedded vs Redis", lambda b, g: figures.embedded(b), False),
+    ("rac-store serve vs Redis", lambda b, g: figures.served(b), False),
     ("deadline sweep per due run", lambda b, g: sweep_cost.figures(b), False),
     ("dashboard pages (rac-store web)", lambda b, g: web_pages.figures(b), False),
     ("asyncio: 1,000 concurrent callers", lambda b, g: async_acks.figures(b), False),
@@ -69,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--scale",
-        type=float,
+        type=positive_number,
         default=1.0,
         help="multiply every repetition count (e.g. 0.1 for a smoke test)",
     )

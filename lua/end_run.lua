@@ -39,53 +39,17 @@
 ]]
 -- @include "common"
 
-if #KEYS ~= 8 or #ARGV ~= 5 then return redis.error_reply('RAC_BADARG expected 8 keys and 5 arguments') end
-local ttl_ms, run_id, limit, maxlen = whole(ARGV[1]), ARGV[2], whole(ARGV[3]), whole(ARGV[4])
-if ttl_ms == nil or ttl_ms == 0 then return redis.error_reply('RAC_BADARG ttl_ms') end
-if run_id == '' then return redis.error_reply('RAC_BADARG run_id') end
-if limit == nil or limit == 0 or limit > 1000 then return redis.error_reply('RAC_BADARG limit') end
-if maxlen == nil or maxlen == 0 then return redis.error_reply('RAC_BADARG findings maxlen') end
-local reset = epoch_error()
-if reset then return redis.error_reply(reset) end
+local ttl_ms, run_id, limit, maxlen, invalid = marking_args()
+if invalid then return redis.error_reply(invalid) end
 
 local now = now_ms()
 local at = string.format('%d', now)
 
-if redis.call('EXISTS', KEYS[4]) == 0 then
-  local state, score = lost_state(KEYS[1], KEYS[2], KEYS[3], run_id)
-  if state == 2 then return { 2, now, 0 } end
-  if state == 1 then
-    redis.call('ZREM', KEYS[1], run_id)
-    emit(KEYS[7], maxlen, 'type', 'EXPIRED', 'run_id', run_id, 'at_ms', at,
-      'source', 'end', 'due_ms', score)
-    return { 1, now, 0 }
-  end
-end
+local lost = expire_lost_run(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7], maxlen, run_id,
+  'end', at)
+if lost then return { lost, now, 0 } end
 
-local popped = redis.call('ZPOPMIN', KEYS[4], limit)
-if #popped > 0 then
-  local keys = {}
-  for i = 1, #popped, 2 do keys[#keys + 1] = popped[i] end
-  local records = redis.call('HMGET', KEYS[3], unpack_all(keys))
-  local marks, stale = {}, 0
-  for j, key in ipairs(keys) do
-    local status, acked_at, late, live = nil, 0, '0', '0'
-    if records[j] then status, acked_at, late, live = parse_status(records[j]) end
-    if status == 'PENDING' then
-      local domain, action = string.match(key, '^([^|]*)|(.*)$')
-      emit(KEYS[7], maxlen, 'type', 'MISSING', 'run_id', run_id, 'at_ms', at,
-        'source', 'end', 'domain', domain, 'action', action, 'due_ms', popped[2 * j])
-      marks[#marks + 1] = key
-      marks[#marks + 1] = status_record('MISSING', 0, late, live)
-      if live == '1' then stale = stale + 1 end
-    end
-  end
-  if #marks > 0 then
-    redis.call('HSET', KEYS[3], unpack_all(marks))
-    redis.call('HINCRBY', KEYS[3], COUNTERS[1], #marks / 2)
-    if stale > 0 then redis.call('HINCRBY', KEYS[3], COUNTERS[4], stale) end
-  end
-end
+mark_missing(KEYS[3], KEYS[7], maxlen, run_id, 'end', at, redis.call('ZPOPMIN', KEYS[4], limit))
 local left = redis.call('ZCARD', KEYS[4])
 if left == 0 then
   redis.call('ZREM', KEYS[1], run_id)

@@ -41,66 +41,30 @@
 ]]
 -- @include "common"
 
-if #KEYS ~= 8 or #ARGV ~= 5 then return redis.error_reply('RAC_BADARG expected 8 keys and 5 arguments') end
-local ttl_ms, run_id, limit, maxlen = whole(ARGV[1]), ARGV[2], whole(ARGV[3]), whole(ARGV[4])
-if ttl_ms == nil or ttl_ms == 0 then return redis.error_reply('RAC_BADARG ttl_ms') end
-if run_id == '' then return redis.error_reply('RAC_BADARG run_id') end
-if limit == nil or limit == 0 or limit > 1000 then return redis.error_reply('RAC_BADARG limit') end
-if maxlen == nil or maxlen == 0 then return redis.error_reply('RAC_BADARG findings maxlen') end
-local reset = epoch_error()
-if reset then return redis.error_reply(reset) end
+local ttl_ms, run_id, limit, maxlen, invalid = marking_args()
+if invalid then return redis.error_reply(invalid) end
 
 local now = now_ms()
 local at = string.format('%d', now)
 
-if redis.call('EXISTS', KEYS[4]) == 0 then
-  local state, score = lost_state(KEYS[1], KEYS[2], KEYS[3], run_id)
-  if state == 2 then return { 2, now, -1 } end
-  if state == 1 then
-    redis.call('ZREM', KEYS[1], run_id)
-    local id = emit(KEYS[7], maxlen, 'type', 'EXPIRED', 'run_id', run_id, 'at_ms', at,
-      'source', 'sweep', 'due_ms', score)
-    return { 1, now, tonumber(score), id }
-  end
-end
+local lost, score, expired = expire_lost_run(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7],
+  maxlen, run_id, 'sweep', at)
+if lost == 2 then return { 2, now, -1 } end
+if lost == 1 then return { 1, now, tonumber(score), expired } end
 
 -- Overdue means server time > due, as for a late ack in add_acks. The overdue
 -- keys are the lowest scores of the due set, so ZPOPMIN takes exactly them.
 local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. at, 'WITHSCORES', 'LIMIT', 0, limit)
 local reply = { 0, now, -1 }
 if #due > 0 then
-  local keys = {}
-  for i = 1, #due, 2 do keys[#keys + 1] = due[i] end
-  redis.call('ZPOPMIN', KEYS[4], #keys)
-  local records = redis.call('HMGET', KEYS[3], unpack_all(keys))
-  local marks, stale = {}, 0
-  for j, key in ipairs(keys) do
-    -- Only PENDING keys are ever due; the check keeps a broken invariant from spreading.
-    local status, _, _, live = nil, nil, nil, '0'
-    if records[j] then status, _, _, live = parse_status(records[j]) end
-    if status == 'PENDING' then
-      local due_ms = due[2 * j]
-      local domain, action = string.match(key, '^([^|]*)|(.*)$')
-      local id = emit(KEYS[7], maxlen, 'type', 'MISSING', 'run_id', run_id, 'at_ms', at,
-        'source', 'sweep', 'domain', domain, 'action', action, 'due_ms', due_ms)
-      marks[#marks + 1] = key
-      marks[#marks + 1] = status_record('MISSING', 0, '0', live)
-      if live == '1' then stale = stale + 1 end
-      reply[#reply + 1] = key
-      reply[#reply + 1] = tonumber(due_ms)
-      reply[#reply + 1] = id
-    end
-  end
-  if #marks > 0 then
-    redis.call('HSET', KEYS[3], unpack_all(marks))
-    redis.call('HINCRBY', KEYS[3], COUNTERS[1], #marks / 2)
-    if stale > 0 then redis.call('HINCRBY', KEYS[3], COUNTERS[4], stale) end
-    refresh_ttl(2, 5, ttl_ms)
-  end
+  redis.call('ZPOPMIN', KEYS[4], #due / 2)
+  local marked = mark_missing(KEYS[3], KEYS[7], maxlen, run_id, 'sweep', at, due)
+  for _, value in ipairs(marked) do reply[#reply + 1] = value end
+  if #marked > 0 then refresh_ttl(2, 5, ttl_ms) end
 end
-local gone, score = reindex_run(KEYS[1], KEYS[4], run_id)
+local gone, left_score = reindex_run(KEYS[1], KEYS[4], run_id)
 if not gone then
-  reply[3] = tonumber(score)
+  reply[3] = tonumber(left_score)
 elseif #due > 0 then
   settle(KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[7], maxlen, run_id, 'sweep', now)
 end

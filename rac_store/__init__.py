@@ -8,6 +8,7 @@ from .aio import AsyncAuditReconciler, AsyncAuditStore
 from .environment import StoreDurabilityMode, _determine_durability_mode
 from .errors import (
     DurabilityNotConfirmedError,
+    EmbeddedStoreInOtherProcessError,
     InvalidInputError,
     InvalidTransitionError,
     LayoutMismatchError,
@@ -64,6 +65,7 @@ __all__ = [
     "AuditStore",
     "DomainAck",
     "DurabilityNotConfirmedError",
+    "EmbeddedStoreInOtherProcessError",
     "EvictionPolicyWarning",
     "Finding",
     "FindingType",

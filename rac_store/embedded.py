@@ -22,6 +22,8 @@ from typing import Any
 import fakeredis
 import redis
 
+from . import process_guard
+
 _FULL_COLLECT = frozenset({b"collectgarbage()", "collectgarbage()"})
 _HAS_NEW_GLOBAL = """
 function(known)
@@ -143,7 +145,22 @@ class LuaRuntimeView:
 
 
 class EmbeddedServer(fakeredis.FakeServer):
-    """A fakeredis server whose Lua runtime is wrapped in a :class:`LuaRuntimeView`."""
+    """A fakeredis server whose Lua runtime is wrapped in a :class:`LuaRuntimeView`.
+
+    It belongs to the process that made it (``owner_pid``): in a forked child every
+    command raises EmbeddedStoreInOtherProcessError (:mod:`rac_store.process_guard`).
+    """
+
+    owner_pid: int
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        process_guard.adopt(self)
+
+    @property
+    def usable_here(self) -> bool:
+        """False when this process may not use the server (every command would raise)."""
+        return not isinstance(self.lock, process_guard.RefusingLock)
 
     @property
     def _lua_runtime(self) -> LuaRuntimeView:
@@ -167,6 +184,18 @@ class EmbeddedServer(fakeredis.FakeServer):
 def create_embedded_server() -> EmbeddedServer:
     """A new, private in-process server (Redis 7 semantics)."""
     return EmbeddedServer(version=(7, 0))
+
+
+def default_server() -> EmbeddedServer:
+    """The server of a store that picked the embedded default (no client, no Redis URL).
+
+    In a worker started by ``multiprocessing`` it refuses every command: such a
+    store would be private to the worker, and its acks lost to every other process.
+    """
+    server = create_embedded_server()
+    if process_guard.in_worker_process():
+        process_guard.refuse(server, process_guard.worker_message())
+    return server
 
 
 def create_embedded_client(server: EmbeddedServer | None = None) -> redis.Redis:

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from enum import Enum
 from typing import Any
 
 from .embedded import is_embedded
 from .errors import RACDurabilityError
+from .models import TextEnum
 
 AOS_MODES = ("local", "test", "prod")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-class StoreDurabilityMode(str, Enum):
+class StoreDurabilityMode(TextEnum):
     """Where the store keeps its data."""
 
     MEMORY = "MEMORY"

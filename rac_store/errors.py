@@ -91,6 +91,15 @@ class DurabilityNotConfirmedError(RACStoreError):
     """
 
 
+class EmbeddedStoreInOtherProcessError(RACStoreError):
+    """An embedded (in-process) store was used from a process its server does not live in.
+
+    Its acks would never reach the process that reads them: share one store between
+    processes with ``rac-store serve`` and ``AuditStore.from_url(...)``, or a Redis
+    (``RAC_REDIS_URL``). Nothing was written.
+    """
+
+
 class StoreTLSError(RACStoreError):
     """The TLS handshake failed (e.g. the server's certificate is not signed by the
     configured CA). Never retried: the store fails closed."""

@@ -142,3 +142,20 @@ class Retrier:
         delay = min(policy.max_delay, policy.base_delay * 2.0**self._refused)
         self._refused += 1
         return min(self._jittered(delay), left)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Pauses of a long-running loop between tries: exponential from ``base`` up to ``cap``.
+
+    The n-th pause is drawn uniformly in [d/2, d] where d = min(cap, base * 2^(n-1))
+    ("equal jitter"): clients that lost one server together do not come back together.
+    """
+
+    base: float = 0.5
+    cap: float = 30.0
+
+    def delay(self, failures: int, rng: Callable[[float, float], float] = random.uniform) -> float:
+        """Seconds to wait after the ``failures``-th failed try in a row."""
+        ceiling = min(self.cap, self.base * 2 ** max(0, failures - 1))
+        return rng(ceiling / 2, ceiling)

@@ -6,7 +6,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import redis
 
@@ -20,7 +20,7 @@ from .errors import UnsupportedServerError
 from .models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from .sending import Sender
 from .server_checks import INFO_SECTIONS, info_denied
-from .store_base import StoreBase, StoreOptions, StoreSettings
+from .store_base import StoreBase, StoreOptions
 from .wait_aof import WaitAof, as_wait_aof
 
 if TYPE_CHECKING:
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 class AuditStore(StoreBase):
     """Expectations and acks of runs, kept in Redis by atomic Lua scripts.
+
+    ``AuditStore.from_url(url, **options)`` makes one on the Redis at ``url`` (see
+    :meth:`StoreBase.from_url <rac_store.store_base.StoreBase.from_url>`).
 
     With no ``redis_client`` the environment decides (see
     :mod:`rac_store.environment`): ``RAC_REDIS_URL`` connects to Redis, and
@@ -40,6 +43,9 @@ class AuditStore(StoreBase):
     ``redis_client`` may be a ``redis.Redis``, a ``redis.cluster.RedisCluster``
     (every call touches one hash slot; see docs/cluster.md) or a fakeredis client.
     """
+
+    OWN_OPTIONS: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"wait_aof": as_wait_aof}
+    _client_from_url = staticmethod(client_from_url)
 
     def __init__(
         self,
@@ -64,31 +70,10 @@ class AuditStore(StoreBase):
         )
         if self._check_server_at_start and not self._embedded:
             self._check_server()
-        epochs = self._opened(self.execute(self._layout_call()))
-        while epochs is not None:
-            epochs = self._epochs_opened(epochs, self.execute(epochs))
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        cluster: bool | None = None,
-        client_options: Mapping[str, Any] | None = None,
-        **options: Any,
-    ) -> AuditStore:
-        """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``).
-
-        A Redis Cluster is named by ``redis+cluster://`` / ``rediss+cluster://``, or by
-        ``cluster=True`` with a plain URL (see :mod:`rac_store.cluster.urls`).
-        ``client_options`` go to redis-py's ``from_url`` (e.g. ``ssl_ca_certs``,
-        ``socket_timeout``, ``username``; the defaults of
-        :func:`rac_store.connect.client_from_url` apply otherwise); ``options`` go to the
-        store and are checked before the client is made.
-        """
-        StoreSettings.check(options, {"wait_aof": as_wait_aof})
-        client = client_from_url(url, cluster=cluster, **(client_options or {}))
-        return cls(client, **options)
+        if self._usable_here:  # else the first call raises, where the store is used
+            epochs = self._opened(self.execute(self._layout_call()))
+            while epochs is not None:
+                epochs = self._epochs_opened(epochs, self.execute(epochs))
 
     # -- writes -----------------------------------------------------------------------
     def add_expectations(
@@ -209,6 +194,15 @@ def get_audit_store(redis_client: Any = None) -> AuditStore:
 
 def reset_audit_store() -> None:
     """Forget the process-wide store (for tests, or after a fork)."""
+    swap_audit_store(None)
+
+
+def swap_audit_store(store: AuditStore | None) -> AuditStore | None:
+    """Make ``store`` the process-wide store (None: forget it); returns the one it replaced.
+
+    The pytest plugin (:mod:`rac_store.testing`) installs its fixture's store this way.
+    """
     global _store
     with _store_lock:
-        _store = None
+        previous, _store = _store, store
+        return previous

@@ -12,10 +12,11 @@ import logging
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
+from . import process_guard
 from .core import DEFAULT_FINDINGS_MAXLEN, Call, CommandCall, StoreCore
-from .embedded import is_embedded
+from .embedded import EmbeddedServer, default_server, is_embedded
 from .environment import StoreDurabilityMode, aos_mode, choose_client, env_flag
 from .errors import InvalidInputError, UnsupportedServerError
 from .keys import KeySpace, check_prefix, check_shards
@@ -25,6 +26,9 @@ from .scripts import load_scripts
 from .server_checks import ALLOW_NO_PERSISTENCE_ENV, ServerFacts, check_server
 from .validation import MAX_FINDINGS_MAXLEN, MAX_TTL_SECONDS, bounded_int
 from .wait_aof import WaitAof
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 _log = logging.getLogger("rac_store")
 
@@ -120,11 +124,41 @@ class StoreSettings:
 class StoreBase:
     """Client, durability mode, sans-I/O core, retry policy, scripts and metrics of one store."""
 
+    OWN_OPTIONS: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
+    """The options a store takes beyond :class:`StoreOptions`, each with its check."""
+
+    @staticmethod
+    def _client_from_url(url: str, **options: Any) -> Any:
+        """The client of a URL for this kind of store (sync or asyncio)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        cluster: bool | None = None,
+        client_options: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Self:
+        """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``).
+
+        A Redis Cluster is named by ``redis+cluster://`` / ``rediss+cluster://``, or by
+        ``cluster=True`` with a plain URL (see :mod:`rac_store.cluster.urls`).
+        ``client_options`` go to redis-py's ``from_url`` (e.g. ``ssl_ca_certs``,
+        ``socket_timeout``, ``username``; the defaults of
+        :func:`rac_store.connect.client_from_url` apply otherwise); ``options`` go to the
+        store and are checked before the client is made.
+        """
+        StoreSettings.check(options, cls.OWN_OPTIONS)
+        client = cls._client_from_url(url, cluster=cluster, **(client_options or {}))
+        return cls(client, **options)
+
     def __init__(
         self,
         redis_client: Any,
         connect: Callable[[str], Any],
-        embedded: Callable[[], Any],
+        embedded: Callable[[EmbeddedServer], Any],
         options: StoreOptions,
         wait_aof: WaitAof | None = None,
     ) -> None:
@@ -142,12 +176,26 @@ class StoreBase:
         self._check_server_at_start = settings.check_server
         self._allow_no_persistence = settings.allow_no_persistence
         self._metrics = resolve_metrics(settings.metrics)
-        self._client, self._mode = choose_client(redis_client, connect, embedded)
+        self._usable_here = True
+        self._client, self._mode = choose_client(
+            redis_client, connect, lambda: embedded(self._default_server())
+        )
         self._embedded = is_embedded(self._client)
         if self._embedded and wait_aof is not None:
             raise UnsupportedServerError("wait_aof needs a Redis server with an AOF")
         self._wait_aof = wait_aof
         self._scripts = load_scripts(self._embedded)
+
+    def _default_server(self) -> EmbeddedServer:
+        server = default_server()
+        self._usable_here = server.usable_here
+        return server
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A store on a Redis pickles as before; an embedded one refuses (its data stays here)."""
+        if self._embedded:
+            raise process_guard.refuse_pickling(f"this embedded {type(self).__name__}")
+        return self.__dict__
 
     def _apply_server_checks(self, info: Mapping[str, Any]) -> None:
         """Refuse the server or warn about it, from its ``INFO`` reply (see server_checks).

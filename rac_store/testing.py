@@ -7,19 +7,28 @@ depends on rac_store can ask for the ``audit_store`` fixture::
         run_my_code(store=audit_store)
         assert audit_store.get_pending_run_ids() == []
 
-The store runs the very same Lua scripts as production, on a private
-in-process server that disappears with the test.
+During such a test the fixture's store is also the process-wide one: code under
+test that calls ``get_audit_store()`` or ``get_audit_reconciler()`` gets it (and
+a reconciler over it), whatever ``AOS_MODE`` says; the previous one is back after
+the test. ``async_audit_store`` is an :class:`~rac_store.aio.store.AsyncAuditStore`
+on a fresh embedded server, for ``asyncio.run(...)`` inside the test (or an async
+test, with pytest-asyncio or anyio; neither is needed).
+
+The stores run the very same Lua scripts as production, on a private in-process
+server that disappears with the test.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from .embedded import create_embedded_client
-from .store import AuditStore, reset_audit_store
+from .aio.store import AsyncAuditStore
+from .embedded import create_embedded_async_client, create_embedded_client
+from .store import AuditStore, swap_audit_store
 
 
 def embedded_store(**options: Any) -> AuditStore:
@@ -27,11 +36,26 @@ def embedded_store(**options: Any) -> AuditStore:
     return AuditStore(create_embedded_client(), **options)
 
 
+def embedded_async_store(**options: Any) -> AsyncAuditStore:
+    """A new asyncio store on its own in-process server (options as for AsyncAuditStore)."""
+    return AsyncAuditStore(create_embedded_async_client(), **options)
+
+
 @pytest.fixture
 def audit_store() -> Iterator[AuditStore]:
-    """A fresh embedded AuditStore; the process-wide singleton is reset around it."""
-    reset_audit_store()
+    """A fresh embedded AuditStore, also the process-wide one (``get_audit_store()``)."""
     store = embedded_store()
+    previous = swap_audit_store(store)
+    try:
+        yield store
+    finally:
+        swap_audit_store(previous)
+        store.close()
+
+
+@pytest.fixture
+def async_audit_store() -> Iterator[AsyncAuditStore]:
+    """A fresh embedded AsyncAuditStore; it binds to the event loop that first uses it."""
+    store = embedded_async_store()
     yield store
-    store.close()
-    reset_audit_store()
+    asyncio.run(store.aclose())  # sends what is still queued, then closes

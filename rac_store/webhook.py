@@ -3,7 +3,7 @@
 :class:`Notifier` takes the events a :class:`~rac_store.consumer.FindingsConsumer`
 delivers and POSTs each one (:func:`post_json`, standard library only). An
 attempt that fails (a non-2xx answer, a timeout, a refused connection) is tried
-again after an exponential backoff with jitter (:class:`Backoff`); the event is
+again after an exponential backoff with jitter (:class:`~rac_store.retry.Backoff`); the event is
 acked in its group only after a 2xx, so a crash at any point leaves it pending
 and reclaimable (at-least-once: a consumer killed after a POST and before the
 ack makes the next one POST it again). After ``max_tries`` failures the event
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import json
-import random
 import threading
 import urllib.error
 import urllib.request
@@ -30,6 +29,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from .core import ms_to_datetime
 from .findings_groups import lost_count
 from .models import Finding, FindingType
+from .retry import Backoff
 
 
 def event_document(finding: Finding, group: str) -> dict[str, Any]:
@@ -100,23 +100,6 @@ class JsonTemplate:
             return fill(self._shape)
         except (ValueError, IndexError, AttributeError) as exc:
             raise ValueError(f"bad placeholder in the template: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delays between tries: exponential from ``base`` up to ``cap`` seconds, with jitter.
-
-    The n-th delay is drawn uniformly in [d/2, d] where d = min(cap, base · 2^(n-1))
-    ("equal jitter"): consumers that failed together do not retry together.
-    """
-
-    base: float = 0.5
-    cap: float = 30.0
-
-    def delay(self, failures: int, rng: Callable[[float, float], float] = random.uniform) -> float:
-        """Seconds to wait after the ``failures``-th failed try."""
-        ceiling = min(self.cap, self.base * 2 ** max(0, failures - 1))
-        return rng(ceiling / 2, ceiling)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from benchmarks.gang import Gang, Task
 from rac_store import create_domain_ack
 
 from .support.redis_server import RedisServer
+from .support.snapshot import snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 """The repository root: ``python -m benchmarks`` runs from there."""
@@ -34,6 +35,7 @@ FIGURES = {
     "memory_with_expectations",
     "pending_index",
     "embedded",
+    "served",
     "sweep_1_overdue",
     "sweep_4_overdue",
     "sweep_embedded",
@@ -162,3 +164,40 @@ def test_the_gang_reports_failed_and_dead_workers() -> None:
             gang.run(bad)
     finally:
         gang.close(timeout=5)
+
+
+@pytest.mark.parametrize("scale", ["-1", "0", "inf", "nan", "lots"])
+def test_a_bad_scale_is_a_usage_error(scale: str) -> None:
+    done = _benchmarks("--scale", scale, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--scale" in done.stderr
+
+
+@pytest.mark.slow
+def test_a_run_on_a_given_server_leaves_nothing_behind(tmp_path: Path) -> None:
+    """``--redis-url``: only the run's own keys are written, and every one is deleted."""
+    server = RedisServer().start()
+    try:
+        client = server.client()
+        client.set("production:key", "kept")
+        before = snapshot(client)
+        done = _benchmarks(
+            "--quick",
+            "--scale",
+            "0.02",
+            "--no-profile",
+            "--redis-url",
+            server.url,
+            "--output",
+            str(tmp_path / "bench.json"),
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert snapshot(client) == before
+        figures = {
+            fig["key"] for fig in json.loads((tmp_path / "bench.json").read_text())["figures"]
+        }
+        assert "served" in figures
+        client.close()
+    finally:
+        server.cleanup()

@@ -25,7 +25,7 @@ from .support.webhook import Webhook
 pytestmark = pytest.mark.redis_only
 
 RAC_STORE = str(Path(sys.executable).parent / "rac-store")
-FAST = ("--backoff", "0.01", "--max-backoff", "0.05", "--timeout", "1")
+FAST = ("--backoff", "0.01", "--max-backoff", "0.05", "--post-timeout", "1")
 
 
 @pytest.fixture

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from rac_store.cli import main
-
-from .support.targets import ServerTarget
 
 pytest_plugins = ["pytester"]
 
@@ -34,6 +29,75 @@ def test_audit_store_fixture_in_a_users_project(pytester: pytest.Pytester) -> No
     result.assert_outcomes(passed=2)
 
 
+def test_the_fixture_is_the_process_wide_store_during_the_test(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+        import uuid
+        import pytest
+        from rac_store import (
+            RACDurabilityError, create_domain_ack, create_run_expectations,
+            get_audit_reconciler, get_audit_store,
+        )
+
+        def code_under_test():
+            run = uuid.uuid4()  # uses the process-wide store, as application code does
+            get_audit_store().add_expectations(run, create_run_expectations(run))
+            get_audit_store().add_ack(run, create_domain_ack(run, "logs", "start_trace"))
+            return run
+
+        @pytest.fixture(params=["local", "test", "prod"])
+        def mode(request, monkeypatch):
+            monkeypatch.setenv("AOS_MODE", request.param)
+            monkeypatch.delenv("RAC_REDIS_URL", raising=False)
+            return request.param
+
+        def test_code_under_test_writes_to_the_fixture(mode, audit_store):
+            run = code_under_test()
+            assert get_audit_store() is audit_store
+            assert [a.action for a in audit_store.get_acks(run)] == ["start_trace"]
+            assert get_audit_reconciler().store is audit_store
+            assert get_audit_reconciler().reconcile(run).status.value == "IN_PROGRESS"
+
+        def test_after_the_fixture_the_environment_rules_again(monkeypatch):
+            monkeypatch.setenv("AOS_MODE", "test")
+            monkeypatch.delenv("RAC_REDIS_URL", raising=False)
+            with pytest.raises(RACDurabilityError):
+                get_audit_store()
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=4)
+
+
+def test_the_async_fixture_without_pytest_asyncio(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import uuid
+        from rac_store import AsyncAuditStore, create_domain_ack, create_run_expectations
+
+        def test_acks_in_asyncio_run(async_audit_store):
+            assert isinstance(async_audit_store, AsyncAuditStore)
+
+            async def main():
+                run = uuid.uuid4()
+                await async_audit_store.add_expectations(run, create_run_expectations(run))
+                acks = [create_domain_ack(run, "logs", name) for name in ("a", "b", "c")]
+                await asyncio.gather(*(async_audit_store.add_ack(run, a) for a in acks))
+                return len(await async_audit_store.get_acks(run))
+
+            assert asyncio.run(main()) == 3
+
+        def test_each_test_gets_its_own(async_audit_store):
+            assert asyncio.run(async_audit_store.get_pending_run_ids()) == []
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:asyncio")
+    result.assert_outcomes(passed=2)
+
+
 def _demo_findings(output: str) -> None:
     assert "store mode" in output
     assert output.count("\nrun ") == 3
@@ -49,22 +113,6 @@ def test_demo_on_the_embedded_default(capsys: pytest.CaptureFixture[str]) -> Non
     _demo_findings(output)
 
 
-@pytest.mark.slow
-def test_demo_on_redis_with_worker_processes(server: ServerTarget) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "rac_store", "demo", "--redis-url", server.url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "store mode REDIS" in done.stdout
-    _demo_findings(done.stdout)
-    left = server.client.keys("racdemo:*")
-    assert [k for k in left if b"meta" not in k and not k.endswith(b":epoch")] == []
-
-
 def test_store_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--redis-url", "redis://127.0.0.1:1/0"]) == 2
-    assert "StoreUnavailableError" in capsys.readouterr().err
+    assert "cannot connect to redis://127.0.0.1:1/0: connection refused" in capsys.readouterr().err

@@ -218,3 +218,14 @@ def test_a_torn_down_asyncio_transport_counts_as_a_lost_connection() -> None:
 def test_other_attribute_errors_stay_bugs() -> None:
     assert transport_fault(_raise_in("/app/rac_store/async_store.py")) is None
     assert transport_fault(ValueError("x")) is None
+
+
+def test_backoff_doubles_up_to_its_cap_with_equal_jitter() -> None:
+    from rac_store.retry import Backoff
+
+    backoff = Backoff(base=0.5, cap=4.0)
+    lowest = [backoff.delay(n, rng=lambda low, high: low) for n in range(1, 7)]
+    highest = [backoff.delay(n, rng=lambda low, high: high) for n in range(1, 7)]
+    assert highest == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert lowest == [h / 2 for h in highest]
+    assert all(0.25 <= backoff.delay(n) <= 4.0 for n in range(1, 20))

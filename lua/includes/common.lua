@@ -199,6 +199,29 @@ local function epoch_error()
     .. ': the server lost its data since this store opened'
 end
 
+-- The arguments of sweep_run and end_run (8 KEYS; ARGV ttl_ms, run_id, limit, findings
+-- bound, store epoch), checked in this order: ttl_ms, run_id, limit, maxlen, and a fifth
+-- value, the error text of the first check that fails (nil when all pass).
+local function marking_args()
+  if #KEYS ~= 8 or #ARGV ~= 5 then
+    return nil, nil, nil, nil, 'RAC_BADARG expected 8 keys and 5 arguments'
+  end
+  local ttl_ms, run_id, limit, maxlen = whole(ARGV[1]), ARGV[2], whole(ARGV[3]), whole(ARGV[4])
+  local invalid = nil
+  if ttl_ms == nil or ttl_ms == 0 then
+    invalid = 'RAC_BADARG ttl_ms'
+  elseif run_id == '' then
+    invalid = 'RAC_BADARG run_id'
+  elseif limit == nil or limit == 0 or limit > 1000 then
+    invalid = 'RAC_BADARG limit'
+  elseif maxlen == nil or maxlen == 0 then
+    invalid = 'RAC_BADARG findings maxlen'
+  else
+    invalid = epoch_error()
+  end
+  return ttl_ms, run_id, limit, maxlen, invalid
+end
+
 -- The state of a run given to sweep_run or end_run whose due set is gone: 1 when it is
 -- still in the shard's pending index (so it was PENDING, and its keys expired: the
 -- caller reports it EXPIRED), 2 when nothing of it is left (unknown), nil otherwise
@@ -209,4 +232,55 @@ local function lost_state(pending_key, exp_key, st_key, run_id)
   if score then return 1, score end
   if redis.call('EXISTS', exp_key, st_key) == 0 then return 2, nil end
   return nil, nil
+end
+
+-- sweep_run and end_run on a run whose due set is gone: the state lost_state gives; for
+-- an expired run (1) it also leaves the index, with an EXPIRED event whose id is returned
+-- after its old score. nil when the run has a due set.
+local function expire_lost_run(pending_key, exp_key, st_key, due_key, stream_key, maxlen,
+                               run_id, source, at)
+  if redis.call('EXISTS', due_key) == 1 then return nil end
+  local state, score = lost_state(pending_key, exp_key, st_key, run_id)
+  if state ~= 1 then return state end
+  redis.call('ZREM', pending_key, run_id)
+  local id = emit(stream_key, maxlen, 'type', 'EXPIRED', 'run_id', run_id, 'at_ms', at,
+    'source', source, 'due_ms', score)
+  return 1, score, id
+end
+
+-- Mark MISSING the keys of `popped` (key, due ms, key, due ms, ... as ZPOPMIN replies),
+-- those still PENDING (only PENDING keys are ever due: the check keeps a broken invariant
+-- from spreading): one MISSING event each (`source`), their status records, the run's
+-- counters. Returns key, due_ms, event id per mark.
+local function mark_missing(st_key, stream_key, maxlen, run_id, source, at, popped)
+  local keys = {}
+  for i = 1, #popped, 2 do keys[#keys + 1] = popped[i] end
+  if #keys == 0 then return {} end
+  local records = redis.call('HMGET', st_key, unpack_all(keys))
+  local marks, marked, stale = {}, {}, 0
+  for j, key in ipairs(keys) do
+    local status, live = nil, '0'
+    if records[j] then
+      local parsed, _, _, flag = parse_status(records[j])
+      status, live = parsed, flag
+    end
+    if status == 'PENDING' then
+      local due_ms = popped[2 * j]
+      local domain, action = string.match(key, '^([^|]*)|(.*)$')
+      local id = emit(stream_key, maxlen, 'type', 'MISSING', 'run_id', run_id, 'at_ms', at,
+        'source', source, 'domain', domain, 'action', action, 'due_ms', due_ms)
+      marks[#marks + 1] = key
+      marks[#marks + 1] = status_record('MISSING', 0, '0', live)
+      if live == '1' then stale = stale + 1 end
+      marked[#marked + 1] = key
+      marked[#marked + 1] = tonumber(due_ms)
+      marked[#marked + 1] = id
+    end
+  end
+  if #marks > 0 then
+    redis.call('HSET', st_key, unpack_all(marks))
+    redis.call('HINCRBY', st_key, COUNTERS[1], #marks / 2)
+    if stale > 0 then redis.call('HINCRBY', st_key, COUNTERS[4], stale) end
+  end
+  return marked
 end

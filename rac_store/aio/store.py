@@ -12,8 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import redis
 
@@ -26,7 +25,7 @@ from ..embedded import create_embedded_async_client
 from ..errors import InvalidInputError
 from ..models import AckOutcome, AuditExpectation, AuditStatus, DomainAck
 from ..server_checks import INFO_SECTIONS, info_denied
-from ..store_base import StoreBase, StoreOptions, StoreSettings
+from ..store_base import StoreBase, StoreOptions
 from .audited import AsyncAudited, audit_async
 from .autopipeline import DEFAULT_MAX_BATCH, AckPipeline
 from .sending import AsyncSender
@@ -64,6 +63,12 @@ class AsyncAuditStore(StoreBase):
     acks per trip. Each caller still gets its own outcome or error.
     """
 
+    OWN_OPTIONS: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
+        "autopipeline": _flag,
+        "autopipeline_batch": _batch,
+    }
+    _client_from_url = staticmethod(async_client_from_url)
+
     def __init__(
         self,
         redis_client: Any = None,
@@ -90,27 +95,6 @@ class AsyncAuditStore(StoreBase):
                 self.initialize,
                 max_batch=autopipeline_batch,
             )
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        cluster: bool | None = None,
-        client_options: Mapping[str, Any] | None = None,
-        **options: Any,
-    ) -> AsyncAuditStore:
-        """A store on the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``).
-
-        A Redis Cluster is named by ``redis+cluster://`` / ``rediss+cluster://``, or by
-        ``cluster=True`` with a plain URL (see :mod:`rac_store.cluster.urls`). The
-        client has the defaults of :func:`rac_store.connect.async_client_from_url`, which
-        ``client_options`` override (as for :meth:`AuditStore.from_url`); ``options`` go
-        to the store and are checked before the client is made.
-        """
-        StoreSettings.check(options, {"autopipeline": _flag, "autopipeline_batch": _batch})
-        client = async_client_from_url(url, cluster=cluster, **(client_options or {}))
-        return cls(client, **options)
 
     async def initialize(self) -> None:
         """Check the server, then record (or check) the shard count and layout.
@@ -142,12 +126,7 @@ class AsyncAuditStore(StoreBase):
         await self.initialize()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     # -- properties -------------------------------------------------------------------

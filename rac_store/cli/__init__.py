@@ -1,14 +1,17 @@
-"""The ``rac-store`` command line: one sub-command (or a few related ones) per module."""
+"""The ``rac-store`` command line: one sub-command (or a few related ones) per module.
+
+How a command is written, and the rules it follows (options, opening the store,
+failures, JSON output, URLs): :mod:`rac_store.cli.common`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Sequence
 
 from .. import __version__
-from ..errors import RACStoreError
-from . import acl, cluster_layout, demo, inspect, notify, sweep, web
+from . import acl, cluster_layout, demo, inspect, notify, serve, sweep, watch, web
+from .common import run_command
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -17,8 +20,10 @@ def _registrations() -> list[Register]:
     """Every sub-command's ``register`` function (one module each)."""
     return [
         demo.register,
+        serve.register,
         inspect.register,
         sweep.register,
+        watch.register,
         acl.register,
         cluster_layout.register,
         notify.register,
@@ -39,12 +44,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one sub-command; its return value is the exit code (2 for a store error)."""
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.run(args))
-    except RACStoreError as exc:
-        print(f"rac-store: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    """Run one sub-command; its return value is the exit code (rac_store.cli.common)."""
+    return run_command(build_parser().parse_args(argv))

@@ -6,8 +6,18 @@ import argparse
 from typing import Any
 
 from ..cluster.layout import layout_lines, shard_owners
-from ..connect import client_from_url
 from ..keys import KeySpace
+from .common import (
+    EXIT_OK,
+    add_json_option,
+    add_timeout_option,
+    command_timeout,
+    connect,
+    positive,
+    prefix_word,
+    require_url,
+)
+from .output import emit_json
 
 
 def _stored_shards(client: Any, prefix: str) -> int | None:
@@ -15,17 +25,24 @@ def _stored_shards(client: Any, prefix: str) -> int | None:
     return int(raw) if raw is not None else None
 
 
-def run_layout(url: str, prefix: str, shards: int | None) -> int:
-    """Print the layout of the store ``prefix`` on the cluster at ``url``."""
-    client = client_from_url(url, cluster=True)
+def run_layout(args: argparse.Namespace) -> int:
+    """Print the layout of the store ``--prefix`` on the cluster at ``--redis-url``."""
+    url = require_url(args)
+    if "+cluster://" not in url:
+        url = url.replace("://", "+cluster://", 1)  # any node of the cluster is a seed
+    client = connect(url, command_timeout(args))
     try:
-        count = shards or _stored_shards(client, prefix) or 16
-        keys = KeySpace(prefix, count)
-        lines = layout_lines(shard_owners(client, keys), keys)
+        count = args.shards or _stored_shards(client, args.prefix) or 16
+        keys = KeySpace(args.prefix, count)
+        owners = shard_owners(client, keys)
+        lines = layout_lines(owners, keys)
     finally:
         client.close()
-    print("\n".join(lines))
-    return 0
+    if args.json:
+        emit_json({"prefix": args.prefix, "shards": count, "owners": owners})
+    else:
+        print("\n".join(lines))
+    return EXIT_OK
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,10 +55,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         required=True,
         help="any node of the cluster (redis:// or redis+cluster://)",
     )
-    parser.add_argument("--prefix", default="rac", help="the store's key prefix (default rac)")
+    parser.add_argument("--prefix", type=prefix_word, default="rac", help="the store's key prefix")
     parser.add_argument(
         "--shards",
-        type=int,
+        type=positive,
         help="shard count to show (default: the one the store recorded, else 16)",
     )
-    parser.set_defaults(run=lambda args: run_layout(args.redis_url, args.prefix, args.shards))
+    add_timeout_option(parser)
+    add_json_option(parser)
+    parser.set_defaults(run=run_layout)

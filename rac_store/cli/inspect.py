@@ -130,13 +130,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = commands.add_parser("show", help="a run's expectations, acks and findings")
     parser.add_argument("run_id", metavar="RUN", help="run id (UUID)")
     add_connection_options(parser)
-    parser.set_defaults(run=with_reconciler(show))
+    parser.set_defaults(run=with_reconciler(show, read_only=True))
 
     parser = commands.add_parser("pending", help="runs with PENDING expectations")
     parser.add_argument("--due", action="store_true", help="only runs already past a deadline")
     parser.add_argument("--limit", type=positive, default=100, help="at most N runs (100)")
     add_connection_options(parser)
-    parser.set_defaults(run=with_reconciler(pending))
+    parser.set_defaults(run=with_reconciler(pending, read_only=True))
 
     parser = commands.add_parser("reconcile", help="a run's verdict (exit 0/1/3/4)")
     parser.add_argument("run_id", metavar="RUN", help="run id (UUID)")
@@ -150,7 +150,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="the run is over: count what is still pending as missing (writes nothing)",
     )
     add_connection_options(parser)
-    parser.set_defaults(run=with_reconciler(reconcile))
+    parser.set_defaults(run=with_reconciler(reconcile, read_only=_writes_nothing))
 
     parser = commands.add_parser(
         "end", help="end a run: pending becomes MISSING, its verdict is pushed (exit 0/1/3)"
@@ -158,3 +158,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("run_id", metavar="RUN", help="run id (UUID)")
     add_connection_options(parser)
     parser.set_defaults(run=with_reconciler(end))
+
+
+def _writes_nothing(args: argparse.Namespace) -> bool:
+    return bool(args.no_record or args.final)

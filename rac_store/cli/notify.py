@@ -23,7 +23,8 @@ from ..errors import RACStoreError
 from ..metrics import DeliveryMetrics
 from ..models import FindingType
 from ..reconciler import AuditReconciler
-from ..webhook import Backoff, JsonTemplate, Notifier, Outcome, event_document, redact_url
+from ..retry import Backoff
+from ..webhook import JsonTemplate, Notifier, Outcome, event_document, redact_url
 from .common import (
     EXIT_ERROR,
     EXIT_OK,
@@ -79,7 +80,7 @@ def header(text: str) -> tuple[str, str]:
 
 def default_claim_idle_ms(args: argparse.Namespace) -> int:
     """Longer than one event's slowest delivery, so a live consumer's events are not claimed."""
-    slowest = args.max_tries * (args.timeout + args.max_backoff)
+    slowest = args.max_tries * (args.post_timeout + args.max_backoff)
     return max(60_000, int(2 * slowest * 1000))
 
 
@@ -154,7 +155,7 @@ def notify(rec: AuditReconciler, args: argparse.Namespace) -> int:
             args.webhook,
             template=args.json_template,
             headers=dict(args.header),
-            timeout=args.timeout,
+            timeout=args.post_timeout,
             max_tries=args.max_tries,
             backoff=Backoff(args.backoff, args.max_backoff),
             observer=metrics,
@@ -241,7 +242,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("--max-tries", type=positive, default=5, help="tries per event (5)")
     parser.add_argument(
-        "--timeout", type=positive_float, default=10.0, help="seconds per POST (10)"
+        "--post-timeout", type=positive_float, default=10.0, help="seconds per POST (10)"
     )
     parser.add_argument(
         "--backoff", type=positive_float, default=0.5, help="first retry delay in seconds (0.5)"

@@ -1,9 +1,8 @@
-"""``rac-store sweep`` and ``rac-store watch``: the deadline sweeper and the findings tail."""
+"""``rac-store sweep``: the deadline sweeper, once or every N seconds."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 from ..core import DEFAULT_SWEEP_MARKS
@@ -18,13 +17,14 @@ from .common import (
     UsageError,
     add_connection_options,
     fail,
+    failure_message,
     positive,
-    positive_float,
+    seconds,
     stop_on_signals,
     with_reconciler,
 )
 from .metrics_server import add_metrics_options, serve_metrics
-from .output import describe, emit_json, iso
+from .output import describe, emit_json, iso, say
 
 
 def _print_report(report: SweepReport, args: argparse.Namespace, cycle: int, ms: float) -> None:
@@ -66,7 +66,7 @@ def sweep(rec: AuditReconciler, args: argparse.Namespace) -> int:
                 failed = True
                 if metrics is not None:
                     metrics.observe_error()
-                print(f"rac-store sweep: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                say(f"sweep failed, again in {args.every:g} s: {failure_message(exc, args)[0]}")
                 stop.wait(args.every)
                 continue
             failed = False
@@ -91,23 +91,6 @@ def sweep(rec: AuditReconciler, args: argparse.Namespace) -> int:
     return EXIT_ERROR if failed else EXIT_OK
 
 
-def watch(rec: AuditReconciler, args: argparse.Namespace) -> int:
-    """Print findings events of every shard as they arrive, until SIGTERM/SIGINT."""
-    since = "0" if args.from_start else rec.findings_positions()
-    if not args.json:
-        print(f"watching {rec.store.core.keys.shards} shard stream(s)", flush=True)
-    with stop_on_signals() as stop:
-        events = rec.iter_findings(
-            since=since, follow=not args.no_follow, block_ms=500, should_stop=stop.is_set
-        )
-        for finding in events:
-            if args.json:
-                emit_json(finding.to_dict())
-            else:
-                print(describe(finding), flush=True)
-    return EXIT_OK
-
-
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``sweep`` and ``watch`` to the CLI."""
     parser = commands.add_parser(
@@ -122,20 +105,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--every",
-        type=positive_float,
+        type=seconds,
         metavar="SECONDS",
         help="keep sweeping, pausing SECONDS between sweeps, until SIGTERM or Ctrl-C",
     )
     add_metrics_options(parser)
     add_connection_options(parser)
-    parser.set_defaults(run=with_reconciler(sweep))
-
-    parser = commands.add_parser("watch", help="follow the findings streams of every shard")
-    parser.add_argument(
-        "--from-start", action="store_true", help="first print the events the streams still hold"
-    )
-    parser.add_argument(
-        "--no-follow", action="store_true", help="stop when caught up instead of waiting"
-    )
-    add_connection_options(parser)
-    parser.set_defaults(run=with_reconciler(watch))
+    parser.set_defaults(run=with_reconciler(sweep, read_only=False))

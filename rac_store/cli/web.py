@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import sys
 
+from ..loopback import is_loopback
 from .common import EXIT_ERROR, fail, positive
 
 INSTALL_HINT = "rac-store web needs the web extra: pip install 'rac-store[web]'"
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def run_web(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ other than ``/0`` is refused.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import InvalidInputError
@@ -22,10 +23,16 @@ NODE_SCHEMES = ("redis", "rediss", "unix")
 """URL schemes of one Redis node."""
 
 
+_SECRET_QUERY = re.compile(r"(?i)\b(password|username)=[^&#]*")
+
+
 def redacted(url: str) -> str:
-    """``url`` without its user and password, for messages."""
+    """``url`` without its user and password (also ``password=`` in the query), for messages."""
     scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.rpartition('@')[2]}"[:200]
+    netloc, slash, tail = rest.partition("/")
+    hosts = netloc.rpartition("@")[2]
+    tail = _SECRET_QUERY.sub(r"\1=***", tail)
+    return f"{scheme}://{hosts}{slash}{tail}"[:200]
 
 
 def split_cluster_url(url: str, cluster: bool | None = None) -> tuple[str, bool]:

@@ -136,10 +136,10 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     # -- the finding counters and verdict events (docs/state-machine.md) ----------------
     Mutant(
-        "finding counters: the sweep's MISSING marks count nothing",
-        "lua/sweep_run.lua",
-        "#marks / 2)",
-        "0)",
+        "finding counters: MISSING marks count nothing",
+        "lua/includes/common.lua",
+        "COUNTERS[1], #marks / 2)",
+        "COUNTERS[1], 0)",
         ("tests/test_findings_stream.py::test_counters_and_verdict_events_follow_the_data",),
     ),
     Mutant(

@@ -54,7 +54,8 @@ class RedisServer:
     """One redis-server process with its own directory and port.
 
     ``binary`` runs another compatible server (e.g. a newer one); ``tls`` makes
-    the port a TLS port (and the plain port is closed).
+    the port a TLS port (and the plain port is closed); ``password`` sets
+    ``requirepass`` (and :meth:`client` logs in with it).
     """
 
     def __init__(
@@ -64,8 +65,12 @@ class RedisServer:
         *,
         binary: str | None = None,
         tls: TlsFiles | None = None,
+        password: str | None = None,
     ) -> None:
         self.extra_args = list(extra_args)
+        if password is not None:
+            self.extra_args += ["--requirepass", password]
+        self.password = password
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="rac-redis-"))
         self.binary = binary
@@ -136,6 +141,8 @@ class RedisServer:
         """A new client of this server (over TLS, trusting its CA, for a TLS server)."""
         if self.tls is not None:
             options = {"ssl": True, "ssl_ca_certs": str(self.tls.ca_cert), **options}
+        if self.password is not None:
+            options = {"password": self.password, **options}
         return redis.Redis(host="127.0.0.1", port=self.port, **options)  # type: ignore[arg-type]
 
     def restart(self, timeout: float = 10.0) -> RedisServer:
@@ -176,10 +183,14 @@ class RedisServer:
 
 @contextlib.contextmanager
 def running_redis(
-    extra_args: Sequence[str] = (), *, binary: str | None = None, tls: TlsFiles | None = None
+    extra_args: Sequence[str] = (),
+    *,
+    binary: str | None = None,
+    tls: TlsFiles | None = None,
+    password: str | None = None,
 ) -> Iterator[RedisServer]:
     """A started server, cleaned up on exit."""
-    server = RedisServer(extra_args, binary=binary, tls=tls)
+    server = RedisServer(extra_args, binary=binary, tls=tls, password=password)
     try:
         yield server.start()
     finally:
