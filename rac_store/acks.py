@@ -89,6 +89,20 @@ def add_acks_call(
     groups: Sequence[AckGroup], settings: CallSettings, operation: str = "add_acks"
 ) -> ScriptCall:
     """One ``add_acks`` call for ``groups`` (all of one shard, at most one per run)."""
+    if len(groups) == 1:
+        # The hot path, without building lists: RunKeys holds the pending index, the run's
+        # five keys and the findings stream in that order, the KEYS of a one-run call.
+        (group,) = groups
+        one_run = (
+            settings.ttl_ms,
+            call_token(),
+            1,
+            group.run_id,
+            group.acks,
+            *group.values,
+            settings.findings_maxlen,
+        )
+        return ScriptCall(Script.ADD_ACKS, group.keys, one_run, operation)
     first = groups[0].keys
     keys: list[str] = [first.pending]
     args: list[Arg] = [settings.ttl_ms, call_token(), len(groups)]
