@@ -23,6 +23,12 @@ def commandstats(client: Any) -> CommandStats:
     return {name[len("cmdstat_") :]: (int(v["calls"]), int(v["usec"])) for name, v in stats.items()}
 
 
+def server_cpu(client: Any) -> float:
+    """The server's CPU seconds so far (user + system, ``INFO cpu``)."""
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
 def since(before: CommandStats, after: CommandStats) -> CommandStats:
     """The calls and microseconds of each command between two readings."""
     return {

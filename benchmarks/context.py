@@ -37,6 +37,10 @@ class Sizes:
     embedded_block: int = 200
     profile_acks: int = 3000
     sweep_runs: int = 2000
+    peer_blocks: int = 20
+    peer_block: int = 200
+    server_time_acks: int = 3000
+    memory_runs: int = 30_000
 
     def scaled(self, factor: float) -> Sizes:
         """Every repetition count times ``factor`` (at least 1 each)."""
@@ -61,6 +65,10 @@ QUICK = Sizes(
     embedded_block=100,
     profile_acks=800,
     sweep_runs=400,
+    peer_blocks=6,
+    peer_block=100,
+    server_time_acks=600,
+    memory_runs=3_000,
 )
 
 WORKERS = 8
@@ -101,10 +109,15 @@ class Bench:
         return LegacyAuditStore(self.client(), prefix=self.namespace(name))
 
     def cleanup(self) -> None:
-        """Delete every key this run wrote (only needed on a server we did not start)."""
+        """Delete every key this run wrote (only needed on a server we did not start).
+
+        Every key has the run's prefix in its name (at its start, or after rq's and
+        Celery's own prefixes).
+        """
         client = self.client()
         batch: list[bytes] = []
-        for key in client.scan_iter(match=f"{self.prefix}*", count=1000):
+        # rq's and Celery's keys (benchmarks/peers.py) carry the prefix inside their names
+        for key in client.scan_iter(match=f"*{self.prefix}*", count=1000):
             batch.append(key)
             if len(batch) >= 500:
                 client.unlink(*batch)

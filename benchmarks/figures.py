@@ -11,6 +11,7 @@ from typing import Any
 
 from rac_store import AuditStore, create_domain_ack
 
+from .breakdown import server_cpu
 from .context import BATCH, DUE_RUNS, FLAT_PREFILL, MEMORY_ACKS, WORKERS, Bench
 from .gang import Gang, Task
 from .measure import interleaved, percentile, rate, time_each, time_repeat
@@ -154,12 +155,17 @@ def throughput(bench: Bench, gang: Gang) -> list[Figure]:
     """8 processes: add_ack/s over raw redis-py SET/s, rounds alternating which goes first.
 
     Each side's rate is the median of its rounds (a busy moment spoils one round only).
+    Beside the rates, where the CPU goes: the workers' CPU time per operation (client)
+    and, on a server the runner started, the server's (``INFO cpu``), medians of rounds.
     """
     sizes = bench.sizes
     store = bench.store("tput")
     prefix = store.core.keys.prefix
     per_worker = max(50, sizes.throughput_acks // 50 * 50)
     rates: dict[str, list[float]] = {"ours": [], "set": []}
+    cpu: dict[str, list[float]] = {
+        f"{k}_{side}": [] for k in rates for side in ("client", "server")
+    }
     for round_ in range(sizes.throughput_rounds):
         order = ("set", "ours") if round_ % 2 == 0 else ("ours", "set")
         for kind in order:
@@ -174,11 +180,22 @@ def throughput(bench: Bench, gang: Gang) -> list[Figure]:
                 )
                 for w in range(WORKERS)
             ]
-            span, done = gang.run(tasks)
-            rates[kind].append(rate(done, span))
+            server = server_cpu(store.client) if bench.own_server else 0.0
+            done = gang.measure(tasks)
+            if bench.own_server:
+                server = server_cpu(store.client) - server
+                cpu[f"{kind}_server"].append(server * 1e6 / done.operations)
+            rates[kind].append(rate(done.operations, done.span))
+            cpu[f"{kind}_client"].append(done.client_cpu * 1e6 / done.operations)
     ours, ref = _p(rates["ours"]), _p(rates["set"])
-    detail = {"per_worker_per_round": per_worker, "rounds": sizes.throughput_rounds, **rates}
-    return [
+    split = {f"{name}_cpu_us_per_op": _p(values) for name, values in cpu.items() if values}
+    detail = {
+        "per_worker_per_round": per_worker,
+        "rounds": sizes.throughput_rounds,
+        **rates,
+        **split,
+    }
+    found = [
         Figure(
             "throughput_8p",
             f"{WORKERS} processes: add_ack/s / redis-py SET/s",
@@ -189,6 +206,19 @@ def throughput(bench: Bench, gang: Gang) -> list[Figure]:
             detail,
         )
     ]
+    if bench.own_server:
+        found.append(
+            Figure(
+                "throughput_8p_cpu",
+                "  CPU per op, client + server: add_ack / SET",
+                split["ours_client_cpu_us_per_op"] + split["ours_server_cpu_us_per_op"],
+                split["set_client_cpu_us_per_op"] + split["set_server_cpu_us_per_op"],
+                "us",
+                None,
+                split,
+            )
+        )
+    return found
 
 
 def batch(bench: Bench) -> list[Figure]:
