@@ -10,6 +10,12 @@ the acks it recorded, the issue's measure), the server's whole CPU time per ack
 (reading the request, the script, writing the reply), and the commands each ack
 ran. Beside each, an empty script (``return {0}``) called with the very same KEYS
 and ARGV: the server time any one-script design pays before its first command.
+
+Where the script's own time goes (the profile phase B starts from), with the same
+arguments: prefixes of ``add_acks.lua``'s text, each ending in ``return {0}``, cut at
+the lines :data:`STAGES` names (when the script still has them): its definitions (the
+included helpers, its constants and argument checks of the header), then the
+validation of every ack. The script's own text in ``lua/`` is never changed.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rac_store import AuditStore
+from rac_store.scripts import Script
 
 from .breakdown import commandstats, server_cpu, since
 from .context import BATCH, Bench
@@ -26,6 +33,11 @@ from .report import Figure, say
 from .workload import ack_for, chunks, pending_acks
 
 EMPTY_SCRIPT = "return {0}"
+STAGES = (
+    ("definitions", "-- Validate everything before the first write."),
+    ("validated", "local now = now_ms()"),
+)
+"""(stage, the first line it leaves out): ``add_acks.lua`` up to that line, then ``return {0}``."""
 
 
 def _measured(client: Any, send: Callable[[], Any], acks: int) -> dict[str, Any]:
@@ -53,15 +65,26 @@ def _measured(client: Any, send: Callable[[], Any], acks: int) -> dict[str, Any]
     }
 
 
-def _empty_script_us(store: AuditStore, argv: tuple[Any, ...], calls: int) -> float:
-    """commandstats µs per call of an empty script sent with ``argv`` (numkeys, KEYS, ARGV)."""
+def _script_us(store: AuditStore, text: str, argv: tuple[Any, ...], calls: int) -> float:
+    """commandstats µs per call of the script ``text`` sent with ``argv`` (numkeys, KEYS, ARGV)."""
     client = store.client
-    sha = client.script_load(EMPTY_SCRIPT)
+    sha = client.script_load(text)
     before = commandstats(client)
     for _ in range(calls):
         client.evalsha(sha, *argv)
     calls_made, usec = since(before, commandstats(client)).get("evalsha", (0, 0))
     return usec / max(calls_made, 1)
+
+
+def stages(store: AuditStore, argv: tuple[Any, ...], calls: int) -> dict[str, float]:
+    """µs per call of the empty script and of each stage of ``add_acks.lua`` with ``argv``."""
+    text = store._scripts[Script.ADD_ACKS].text
+    found = {"empty": _script_us(store, EMPTY_SCRIPT, argv, calls)}
+    for stage, first_left_out in STAGES:
+        cut = text.find(first_left_out)
+        if cut > 0:
+            found[stage] = _script_us(store, text[:cut] + "return {0}\n", argv, calls)
+    return found
 
 
 def _argv(store: AuditStore, acks: int) -> tuple[Any, ...]:
@@ -92,9 +115,9 @@ def measure(bench: Bench) -> dict[str, dict[str, Any]]:
             store.add_acks(run, acks)
 
     single = _measured(store.client, send_singles, count)
-    single["empty_script_us_per_call"] = _empty_script_us(store, _argv(store, 1), count)
+    single["stages_us_per_call"] = stages(store, _argv(store, 1), count)
     batch = _measured(store.client, send_batches, count)
-    batch["empty_script_us_per_call"] = _empty_script_us(store, _argv(store, BATCH), len(batches))
+    batch["stages_us_per_call"] = stages(store, _argv(store, BATCH), len(batches))
     return {"single": single, "batch": batch}
 
 
@@ -105,12 +128,19 @@ def figures(bench: Bench) -> list[Figure]:
         return []
     found = measure(bench)
     single, batch = found["single"], found["batch"]
+    for name, side in found.items():
+        per_call = side["script_us_per_ack"] * side["acks"] / max(side["script_calls"], 1)
+        parts = ", ".join(f"{k} {v:.1f}" for k, v in side["stages_us_per_call"].items())
+        say(
+            f"    {name}: script {per_call:.1f} µs per call ({parts}; its commands"
+            f" {side['commands_us_per_ack'] * side['acks'] / max(side['script_calls'], 1):.1f})"
+        )
     return [
         Figure(
             "server_single",
             "server µs per single ack (commandstats) / empty script, same args",
             single["script_us_per_ack"],
-            single["empty_script_us_per_call"],
+            single["stages_us_per_call"]["empty"],
             "us",
             None,
             single,
@@ -119,7 +149,7 @@ def figures(bench: Bench) -> list[Figure]:
             "server_batch",
             f"  same per ack, batches of {BATCH} / empty script, same args, per ack",
             batch["script_us_per_ack"],
-            batch["empty_script_us_per_call"] / BATCH,
+            batch["stages_us_per_call"]["empty"] / BATCH,
             "us",
             None,
             batch,
