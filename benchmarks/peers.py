@@ -32,11 +32,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from celery import Celery
-from rq import Queue, Worker
-from rq.job import Job, JobStatus
-from rq.registry import StartedJobRegistry
-from rq.utils import now
+try:
+    from celery import Celery
+    from rq import Queue, Worker
+    from rq.job import Job, JobStatus
+    from rq.registry import StartedJobRegistry
+    from rq.utils import now
+except ImportError as missing:  # the runner says what to install rather than a bare name
+    raise ImportError(
+        f"the benchmark runner's peers need rq and Celery ({missing}):"
+        " pip install -e '.[benchmarks]'"
+    ) from missing
 
 from .context import Bench
 from .measure import interleaved, percentile, time_each

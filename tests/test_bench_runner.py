@@ -59,6 +59,7 @@ FIGURES = {
     "keys_per_run",
     "direct_send_p50",
     "direct_send_cpu",
+    "direct_send_batch_p50",
     "client_cpu_vs_ping",
 }
 
