@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import peers, sweep_cost, targets
+from benchmarks import instructions, peers, sweep_cost, targets
 from benchmarks.baseline import LegacyAuditStore
 from benchmarks.context import QUICK, Bench, Sizes
 from benchmarks.gang import Gang, Task
@@ -159,6 +160,29 @@ def test_targets_are_read_from_the_figures_of_the_run() -> None:
     assert by_source["peer_celery"].verdict == "not measured"  # no figure in this run
     assert by_source["sweep_1_overdue"].goal is None
     assert "not measured" in targets.markdown(found)
+
+
+@pytest.mark.parametrize("kind", ["ack", "build", "ping"])
+def test_the_instruction_counts_loop_runs_as_callgrind_runs_it(
+    redis_server: RedisServer, kind: str
+) -> None:
+    """``benchmarks/instructions.py`` runs its loop as a script, rac_store from PYTHONPATH."""
+    client = redis_server.client()
+    before = client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+    script = str(ROOT / "benchmarks" / "instructions.py")
+    done = subprocess.run(
+        [sys.executable, script, "--loop", redis_server.url, kind, "7"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = client.info("commandstats")["cmdstat_evalsha"]["calls"]
+    prepared = instructions.PREPARED // 50 + 1  # declarations, then one warm-up ack
+    assert after - before >= prepared + (7 if kind == "ack" else 0)
+    client.close()
 
 
 def test_hash_tables_are_sized_as_redis_sizes_them() -> None:
