@@ -62,7 +62,7 @@ def measure(bench: Bench) -> dict[str, dict[str, float]]:
     pinger = bench.client()
     sides: dict[str, Phase] = {}
     cpu: dict[str, float] = {}
-    batches_per_block = max(1, per // 50)
+    batches_per_block = max(1, per // 20)
     for name, store in (("direct", direct), ("execute_command", plain)):
         acks = pending_acks(store, per * (blocks + 1))
         for item in acks[:per]:  # warm up
