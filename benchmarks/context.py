@@ -40,6 +40,7 @@ class Sizes:
     peer_blocks: int = 20
     peer_block: int = 200
     server_time_acks: int = 3000
+    server_time_blocks: int = 10
     memory_runs: int = 30_000
 
     def scaled(self, factor: float) -> Sizes:
@@ -68,6 +69,7 @@ QUICK = Sizes(
     peer_blocks=6,
     peer_block=100,
     server_time_acks=600,
+    server_time_blocks=4,
     memory_runs=3_000,
 )
 
