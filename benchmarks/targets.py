@@ -8,6 +8,7 @@ measure (``--redis-url``: no server statistics) says so instead of a verdict.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,10 +80,13 @@ def _gap(figures: dict[str, Figure]) -> Target:
     return Target(title, gap, "us", Goal("<=", 10), "latency_p50")
 
 
-def _cpu_note(figures: dict[str, Figure]) -> str:
-    fig = figures.get("throughput_8p_cpu")
-    if fig is None:
-        return ""
+def _note(figures: dict[str, Figure], key: str, render: Callable[[Figure], str]) -> str:
+    """``render(figure)`` of the figure ``key``, or nothing when the run did not measure it."""
+    fig = figures.get(key)
+    return "" if fig is None else render(fig)
+
+
+def _cpu_split(fig: Figure) -> str:
     d = fig.detail
     return (
         f"CPU per op: add_ack {d['ours_client_cpu_us_per_op']:.1f} µs client"
@@ -91,10 +95,7 @@ def _cpu_note(figures: dict[str, Figure]) -> str:
     )
 
 
-def _memory_note(figures: dict[str, Figure]) -> str:
-    fig = figures.get("memory_per_run")
-    if fig is None:
-        return ""
+def _memory(fig: Figure) -> str:
     ours, theirs = fig.detail["ours"], fig.detail["original"]
     return (
         f"{fig.ours:,.0f} B vs {fig.reference:,.0f} B per run at 1M runs"
@@ -103,10 +104,7 @@ def _memory_note(figures: dict[str, Figure]) -> str:
     )
 
 
-def _batch_note(figures: dict[str, Figure]) -> str:
-    fig = figures.get("direct_send_p50")
-    if fig is None:
-        return ""
+def _batch_by_send(fig: Figure) -> str:
     before, after = fig.detail["execute_command"], fig.detail["direct"]
     return (
         f"send-path step: {after['batch_ratio']:.2f} with the direct send,"
@@ -138,14 +136,14 @@ def build(results: list[Figure | Count]) -> list[Target]:
             "throughput_8p",
             "8 processes: add_ack/s / raw SET/s",
             Goal(">=", 0.9),
-            _cpu_note(figures),
+            _note(figures, "throughput_8p_cpu", _cpu_split),
         ),
         _ratio(
             figures,
             "memory_per_run",
             "memory per run / original's two JSON strings",
             Goal("<=", 0.5),
-            _memory_note(figures),
+            _note(figures, "memory_per_run", _memory),
         ),
         _ratio(
             figures, "flat_cost", "no regression: flat cost (10,000 acks / fresh)", Goal("<=", 1.1)
@@ -156,7 +154,7 @@ def build(results: list[Figure | Count]) -> list[Target]:
             "batch",
             "no regression: batches of 100 / single",
             Goal(">=", 10),
-            _batch_note(figures),
+            _note(figures, "direct_send_p50", _batch_by_send),
         ),
         _ratio(
             figures,

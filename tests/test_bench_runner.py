@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -9,9 +10,11 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from benchmarks import instructions, peers, sweep_cost, targets
 from benchmarks.baseline import LegacyAuditStore
@@ -106,37 +109,42 @@ def test_the_baseline_loses_acks_when_two_processes_write_one_run(
     client.close()
 
 
-def test_the_sweep_on_a_given_server_keeps_its_data(redis_server: RedisServer) -> None:
-    """With ``--redis-url`` the sweep touches only the run's own keys and counts no commands."""
+@contextlib.contextmanager
+def given_server(
+    redis_server: RedisServer, prefix: str, scale: float
+) -> Iterator[tuple[redis.Redis, Bench]]:
+    """A run on a server the runner did not start (``--redis-url``) that holds a key of
+    somebody else's: the key must still be there afterwards."""
     client = redis_server.client()
     kept = f"not-the-bench:{uuid.uuid4()}"
     client.set(kept, "x")
-    bench = Bench(redis_server.url, QUICK.scaled(0.01), own_server=False, prefix="rbtest")
-    found = sweep_cost.figures(bench)
-    bench.cleanup()
-    assert {fig.key for fig in found} == {k for k in FIGURES if k.startswith("sweep_")}
-    assert all("commands_per_run" not in fig.detail for fig in found)
-    assert client.get(kept) == b"x"
-    assert not list(client.scan_iter(match="rbtest*"))
-    client.delete(kept)
-    client.close()
+    try:
+        yield client, Bench(redis_server.url, QUICK.scaled(scale), own_server=False, prefix=prefix)
+        assert client.get(kept) == b"x"
+    finally:
+        client.delete(kept)
+        client.close()
+
+
+def test_the_sweep_on_a_given_server_keeps_its_data(redis_server: RedisServer) -> None:
+    """With ``--redis-url`` the sweep touches only the run's own keys and counts no commands."""
+    with given_server(redis_server, "rbtest", 0.01) as (client, bench):
+        found = sweep_cost.figures(bench)
+        bench.cleanup()
+        assert {fig.key for fig in found} == {k for k in FIGURES if k.startswith("sweep_")}
+        assert all("commands_per_run" not in fig.detail for fig in found)
+        assert not list(client.scan_iter(match="rbtest*"))
 
 
 def test_the_peers_on_a_given_server_leave_nothing_behind(redis_server: RedisServer) -> None:
     """rq's and Celery's keys, and rq's list of queues, are cleaned up like the store's."""
-    client = redis_server.client()
-    kept = f"not-the-bench:{uuid.uuid4()}"
-    client.set(kept, "x")
-    bench = Bench(redis_server.url, QUICK.scaled(0.05), own_server=False, prefix="pqtest")
-    found = peers.figures(bench)
-    assert {fig.key for fig in found} == {k for k in FIGURES if k.startswith("peer_")}
-    assert client.keys("rq:*pqtest*") and client.keys("celery-task-meta-pqtest*")
-    bench.cleanup()
-    assert not client.keys("*pqtest*")
-    assert not [q for q in client.smembers("rq:queues") if b"pqtest" in q]
-    assert client.get(kept) == b"x"
-    client.delete(kept)
-    client.close()
+    with given_server(redis_server, "pqtest", 0.05) as (client, bench):
+        found = peers.figures(bench)
+        assert {fig.key for fig in found} == {k for k in FIGURES if k.startswith("peer_")}
+        assert client.keys("rq:*pqtest*") and client.keys("celery-task-meta-pqtest*")
+        bench.cleanup()
+        assert not client.keys("*pqtest*")
+        assert not [q for q in client.smembers("rq:queues") if b"pqtest" in q]
 
 
 def _figure(key: str, ours: float, reference: float) -> Figure:
