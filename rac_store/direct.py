@@ -1,15 +1,17 @@
-"""One command sent as ``redis.Redis.execute_command`` sends it, for a third of its CPU.
+"""One command sent as ``redis.Redis.execute_command`` sends it, without its per-call overhead.
 
-redis-py's ``Redis.execute_command`` costs ~20 µs of client CPU per call on top of the
-socket's own (redis-py 8: telemetry hooks, closures, a Python-level walk over every
-argument before hiredis packs them, the response-callback lookup); an ``add_ack``
-spends about as much there as in building, packing, sending and reading its call
-together (docs/benchmarks.md, "The send path"). :class:`DirectSender` does for one
-command only what that method does with it: borrow a connection from the client's
-pool, pack the command with hiredis's C packer, send it and read the reply under the
-connection's own ``Retry`` (which disconnects after each failure before trying again,
-as redis-py does), and give the connection back. The reply and the errors are those
-``execute_command`` gives: the same connection, parser and exceptions.
+redis-py's ``Redis.execute_command`` spends ~20 µs of client CPU per call on this
+project's shared benchmark machine beyond what the command itself needs (redis-py 8:
+telemetry hooks, closures, a Python-level walk over every argument before hiredis
+packs them, the response-callback lookup): a third of the client instructions of an
+``add_ack`` (callgrind: 235,281 with it, 160,990 without; BENCHMARKS.md).
+:class:`DirectSender` does for one command only what that method does with it: borrow
+a connection from the client's pool, pack the command with hiredis's C packer, send it
+and read the reply under the connection's own ``Retry`` (which disconnects after each
+failure before trying again, as redis-py does), and give the connection back (the
+pool's ``release`` handles a connection marked for reconnection, as for any other).
+The reply and the errors are those ``execute_command`` gives: the same connection,
+parser and exceptions.
 
 :func:`direct_sender` gives one only where that equivalence is known: a
 ``redis.Redis`` whose ``execute_command`` is redis-py's own (not wrapped by a tracer,
