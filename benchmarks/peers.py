@@ -58,7 +58,7 @@ RESULT = {"result_id": "INC-42"}
 
 @dataclass
 class Contender:
-    """One kind of write: how to send item ``i``, and its items (one per timed call)."""
+    """One kind of write: how to send one item, and its items (one per timed call)."""
 
     name: str
     label: str
