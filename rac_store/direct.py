@@ -4,7 +4,7 @@ redis-py's ``Redis.execute_command`` spends ~20 µs of client CPU per call on th
 project's shared benchmark machine beyond what the command itself needs (redis-py 8:
 telemetry hooks, closures, a Python-level walk over every argument before hiredis
 packs them, the response-callback lookup): a third of the client instructions of an
-``add_ack`` (callgrind: 235,281 with it, 160,990 without; BENCHMARKS.md).
+``add_ack`` (callgrind: 233,384 with it, 159,156 without; BENCHMARKS.md).
 :class:`DirectSender` does for one command only what that method does with it: borrow
 a connection from the client's pool, pack the command with hiredis's C packer, send it
 and read the reply under the connection's own ``Retry`` (which disconnects after each
