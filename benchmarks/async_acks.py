@@ -38,6 +38,7 @@ import redis.asyncio
 from rac_store import AsyncAuditStore, AuditExpectation, AuditStore, DomainAck
 from rac_store.scripts import Script
 
+from .breakdown import server_cpu
 from .context import Bench
 from .report import Figure, Goal
 
@@ -136,8 +137,7 @@ class _Variants:
         self.rates.setdefault(f"{name}_redis_cpu_us_per_ack", []).append(1e6 * server_cpu / acks)
 
     def _server_cpu(self) -> float:
-        cpu = self.store.client.info("cpu")
-        return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+        return server_cpu(self.store.client)
 
     def close(self) -> None:
         for run in self._runs:

@@ -6,6 +6,10 @@ import cProfile
 import pstats
 from typing import Any
 
+import hiredis
+
+from rac_store.scripts import Script
+
 from .context import Bench
 from .measure import percentile, time_each, time_repeat
 from .workload import pending_acks
@@ -21,6 +25,12 @@ def commandstats(client: Any) -> CommandStats:
     """The server's calls and microseconds so far, by command (lower-case name)."""
     stats = client.info("commandstats")
     return {name[len("cmdstat_") :]: (int(v["calls"]), int(v["usec"])) for name, v in stats.items()}
+
+
+def server_cpu(client: Any) -> float:
+    """The server's CPU seconds so far (user + system, ``INFO cpu``)."""
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
 def since(before: CommandStats, after: CommandStats) -> CommandStats:
@@ -97,6 +107,36 @@ def python_build(bench: Bench, count: int) -> float:
     return percentile(time_each(lambda item: core.add_ack(item.run_id, item.ack), acks), 0.5)
 
 
+def client_parts(bench: Bench, count: int) -> dict[str, float]:
+    """p50 (µs) of each part of the client's work for one add_ack, each timed alone.
+
+    Building the call (validation, msgpack, keys, call token), laying it out as a
+    command, packing it (hiredis), and borrowing and returning a pooled connection
+    (redis-py's ``get_connection`` + ``release``); the rest of an ack's client time
+    is the socket (send, wait, receive) and reading the reply.
+    """
+    store = bench.store("parts")
+    acks = pending_acks(None, count)
+    core = store.core
+    calls = [core.add_ack(item.run_id, item.ack) for item in acks]
+    loaded = store._scripts[Script.ADD_ACKS]
+    commands: list[Any] = [loaded.command(call) for call in calls]
+    pool = store.client.connection_pool
+
+    def borrow() -> None:
+        pool.release(pool.get_connection())
+
+    def p50(samples: list[float]) -> float:
+        return round(percentile(samples, 0.5), 2)
+
+    return {
+        "build_call": p50(time_each(lambda item: core.add_ack(item.run_id, item.ack), acks)),
+        "lay_out_command": p50(time_each(loaded.command, calls)),
+        "hiredis_pack": p50(time_each(hiredis.pack_command, commands)),
+        "pool_get_release": p50(time_repeat(borrow, count)),
+    }
+
+
 def embedded_call_cost(bench: Bench, count: int) -> dict[str, float]:
     """On the embedded server: an empty script, and the cost of one ``redis.call``."""
     store = bench.embedded_store()
@@ -120,6 +160,7 @@ def profile(bench: Bench) -> dict[str, Any]:
         "server": server_side(bench, count),
         "client_cprofile_us_per_ack": client_side(bench, count),
         "python_build_p50_us": round(python_build(bench, count), 2),
+        "client_parts_p50_us": client_parts(bench, count),
         "embedded": {k: round(v, 2) for k, v in embedded_call_cost(bench, count // 4).items()},
     }
 
@@ -141,6 +182,8 @@ def summary(data: dict[str, Any], ping_p50: float | None, ack_p50: float | None)
     lines.append(
         f"  client: building the call (validate, encode, keys) p50 {data['python_build_p50_us']} µs"
     )
+    parts = ", ".join(f"{k} {v}" for k, v in data["client_parts_p50_us"].items())
+    lines.append(f"  client, each part alone, p50 µs: {parts}")
     parts = ", ".join(f"{k} {v}" for k, v in data["client_cprofile_us_per_ack"].items())
     lines.append(f"  client under cProfile, µs per ack (inflated by the profiler): {parts}")
     emb = data["embedded"]

@@ -41,6 +41,11 @@ class Sizes:
     web_findings: int = 100_000
     web_acks: int = 10_000
     web_requests: int = 200
+    peer_blocks: int = 20
+    peer_block: int = 200
+    server_time_acks: int = 3000
+    server_time_blocks: int = 10
+    memory_runs: int = 30_000
 
     def scaled(self, factor: float) -> Sizes:
         """Every repetition count times ``factor`` (at least 1 each)."""
@@ -69,6 +74,11 @@ QUICK = Sizes(
     web_findings=10_000,
     web_acks=10_000,
     web_requests=30,
+    peer_blocks=6,
+    peer_block=100,
+    server_time_acks=600,
+    server_time_blocks=4,
+    memory_runs=3_000,
 )
 
 WORKERS = 8
@@ -109,10 +119,15 @@ class Bench:
         return LegacyAuditStore(self.client(), prefix=self.namespace(name))
 
     def cleanup(self) -> None:
-        """Delete every key this run wrote (only needed on a server we did not start)."""
+        """Delete every key this run wrote (only needed on a server we did not start).
+
+        Every key has the run's prefix in its name (at its start, or after rq's and
+        Celery's own prefixes).
+        """
         client = self.client()
         batch: list[bytes] = []
-        for key in client.scan_iter(match=f"{self.prefix}*", count=1000):
+        # rq's and Celery's keys (benchmarks/peers.py) carry the prefix inside their names
+        for key in client.scan_iter(match=f"*{self.prefix}*", count=1000):
             batch.append(key)
             if len(batch) >= 500:
                 client.unlink(*batch)

@@ -11,6 +11,7 @@ from typing import Any
 
 from rac_store import AuditStore, create_domain_ack
 
+from .breakdown import server_cpu
 from .context import BATCH, DUE_RUNS, FLAT_PREFILL, MEMORY_ACKS, WORKERS, Bench
 from .gang import Gang, Task
 from .measure import interleaved, percentile, rate, time_each, time_repeat
@@ -195,6 +196,8 @@ def throughput(bench: Bench, gang: Gang) -> list[Figure | Count]:
     Meanwhile the server's SLOWLOG counts each side's commands over 10 ms (a store
     script's work per call is bounded, so none should be; a busy machine can still
     hold any command that long, which the SET count beside it shows).
+    Beside the rates, where the CPU goes: the workers' CPU time per operation (client)
+    and, on a server the runner started, the server's (``INFO cpu``), medians of rounds.
     """
     sizes = bench.sizes
     store = bench.store("tput")
@@ -202,6 +205,9 @@ def throughput(bench: Bench, gang: Gang) -> list[Figure | Count]:
     per_worker = max(50, sizes.throughput_acks // 50 * 50)
     rates: dict[str, list[float]] = {"ours": [], "set": []}
     slowlog = SlowLog(bench)
+    cpu: dict[str, list[float]] = {
+        f"{k}_{side}": [] for k in rates for side in ("client", "server")
+    }
     for round_ in range(sizes.throughput_rounds):
         order = ("set", "ours") if round_ % 2 == 0 else ("ours", "set")
         for kind in order:
@@ -216,12 +222,23 @@ def throughput(bench: Bench, gang: Gang) -> list[Figure | Count]:
                 )
                 for w in range(WORKERS)
             ]
-            span, done = gang.run(tasks)
-            rates[kind].append(rate(done, span))
+            server = server_cpu(store.client) if bench.own_server else 0.0
+            done = gang.measure(tasks)
+            if bench.own_server:
+                server = server_cpu(store.client) - server
+                cpu[f"{kind}_server"].append(server * 1e6 / done.operations)
+            rates[kind].append(rate(done.operations, done.span))
+            cpu[f"{kind}_client"].append(done.client_cpu * 1e6 / done.operations)
             slowlog.add(kind)
     ours, ref = _p(rates["ours"]), _p(rates["set"])
-    detail = {"per_worker_per_round": per_worker, "rounds": sizes.throughput_rounds, **rates}
-    return [
+    split = {f"{name}_cpu_us_per_op": _p(values) for name, values in cpu.items() if values}
+    detail = {
+        "per_worker_per_round": per_worker,
+        "rounds": sizes.throughput_rounds,
+        **rates,
+        **split,
+    }
+    found: list[Figure | Count] = [
         Figure(
             "throughput_8p",
             f"{WORKERS} processes: add_ack/s / redis-py SET/s",
@@ -233,6 +250,19 @@ def throughput(bench: Bench, gang: Gang) -> list[Figure | Count]:
         ),
         *slowlog.figures(),
     ]
+    if bench.own_server:
+        found.append(
+            Figure(
+                "throughput_8p_cpu",
+                "  CPU per op, client + server: add_ack / SET",
+                split["ours_client_cpu_us_per_op"] + split["ours_server_cpu_us_per_op"],
+                split["set_client_cpu_us_per_op"] + split["set_server_cpu_us_per_op"],
+                "us",
+                None,
+                split,
+            )
+        )
+    return found
 
 
 def batch(bench: Bench) -> list[Figure]:

@@ -48,6 +48,19 @@ class Outcome:
     end: float
     operations: int
     error: str | None = None
+    cpu: float = 0.0
+    """The worker's CPU seconds (user + system) during its loop."""
+
+
+@dataclass(frozen=True)
+class Round:
+    """What every worker of one :meth:`Gang.measure` did together."""
+
+    span: float
+    """Seconds from the first start to the last end."""
+    operations: int
+    client_cpu: float
+    """CPU seconds of all workers' loops."""
 
 
 def _ours(task: Task) -> Callable[[], int]:
@@ -119,9 +132,10 @@ def _serve(tasks: Any, results: Any, barrier: Any) -> None:
         try:
             loop = PREPARE[task.kind](task)
             barrier.wait(BARRIER_TIMEOUT)
-            start = time.monotonic()
+            start, cpu = time.monotonic(), time.process_time()
             done = loop()
-            results.put(Outcome(task.worker, start, time.monotonic(), done))
+            cpu = time.process_time() - cpu
+            results.put(Outcome(task.worker, start, time.monotonic(), done, cpu=cpu))
         except Exception:  # reported to the parent, which raises it
             barrier.abort()
             results.put(Outcome(task.worker, 0.0, 0.0, 0, traceback.format_exc()))
@@ -145,6 +159,11 @@ class Gang:
 
     def run(self, tasks: list[Task]) -> tuple[float, int]:
         """Run one task per worker; (seconds from first start to last end, operations)."""
+        done = self.measure(tasks)
+        return done.span, done.operations
+
+    def measure(self, tasks: list[Task]) -> Round:
+        """Run one task per worker; the span, the operations and the workers' CPU time."""
         if len(tasks) != self.size:
             raise ValueError(f"need {self.size} tasks, got {len(tasks)}")
         for q, task in zip(self._tasks, tasks, strict=True):
@@ -166,7 +185,7 @@ class Gang:
         if errors:
             raise RuntimeError(f"a benchmark worker failed:\n{errors[0]}")
         span = max(o.end for o in outcomes) - min(o.start for o in outcomes)
-        return span, sum(o.operations for o in outcomes)
+        return Round(span, sum(o.operations for o in outcomes), sum(o.cpu for o in outcomes))
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop every worker: ask, wait up to ``timeout`` seconds each, then terminate."""

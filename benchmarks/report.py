@@ -7,6 +7,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -91,6 +92,8 @@ def _value(value: float, unit: str) -> str:
         return f"{value:,.0f}/s"
     if unit == "B":
         return f"{value:,.1f} B"
+    if unit == "keys":
+        return f"{value:,.1f}"
     return f"{value:,.2f} {unit}"
 
 
@@ -182,14 +185,16 @@ def write_json(
     figures: list[Figure | Count],
     profile: dict[str, Any],
     seconds: float,
+    targets: Sequence[Any] = (),
 ) -> None:
-    """Write every figure, the machine and the profile to ``path``."""
+    """Write every figure, the targets, the machine and the profile to ``path``."""
     document = {
         "mode": mode,
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "duration_s": round(seconds, 1),
         "machine": info,
         "figures": [fig.as_json() for fig in figures],
+        "targets": [target.as_json() for target in targets],
         "profile": profile,
     }
     path.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")

@@ -16,7 +16,18 @@ from typing import Any
 
 from rac_store.cli.common import positive_number
 
-from . import async_acks, cluster_bench, figures, sweep_cost, web_pages
+from . import (
+    async_acks,
+    cluster_bench,
+    figures,
+    levers,
+    memory_per_run,
+    peers,
+    server_time,
+    sweep_cost,
+    targets,
+    web_pages,
+)
 from .breakdown import profile, summary
 from .context import FULL, QUICK, WORKERS, Bench
 from .gang import Gang
@@ -39,6 +50,10 @@ STEPS: list[Step] = [
     ("Redis Cluster, 3 primaries (own servers)", lambda b, g: cluster_bench.figures(b), False),
     (f"{WORKERS} processes: throughput", lambda b, g: figures.throughput(b, _need(g)), True),
     (f"{WORKERS} processes: lost acks", lambda b, g: figures.lost_acks(b, _need(g)), True),
+    ("peers: PING, SET, RQ, Celery, the original", lambda b, g: peers.figures(b), False),
+    ("server time per ack (INFO commandstats)", lambda b, g: server_time.figures(b), False),
+    ("memory per run (own server)", lambda b, g: memory_per_run.figures(b), False),
+    ("send path: direct vs execute_command", lambda b, g: levers.figures(b), False),
 ]
 """(title, measure, needs the worker gang), in the order they run and appear in the table."""
 
@@ -127,19 +142,37 @@ def run(args: argparse.Namespace) -> int:
             if not own:
                 bench.cleanup()
     elapsed = time.monotonic() - started
+    goals = targets.build(results)
+    contenders = _contenders(results)
     print()
     print(table(results))
+    print("\nissue 16's targets (from the figures above):")
+    print(targets.table(goals))
+    if contenders:
+        print("\none write each, side by side (peers step):")
+        print("\n".join(peers.summary(contenders)))
     if prof:
         print()
         latency = {f.key: f for f in results if isinstance(f, Figure)}.get("latency_p50")
         ping = latency.detail["ping_p50_us"] if latency else None
         ack = latency.detail["add_ack_p50_us"] if latency else None
         print("\n".join(summary(prof, ping, ack)))
-    write_json(args.output, mode, info, results, prof, elapsed)
+    write_json(args.output, mode, info, results, prof, elapsed, goals)
     if args.markdown:
-        args.markdown.write_text(markdown(results) + "\n", encoding="utf-8")
+        sections = [markdown(results), targets.markdown(goals)]
+        if contenders:
+            sections.append("\n".join(peers.summary(contenders)))
+        args.markdown.write_text("\n\n".join(sections) + "\n", encoding="utf-8")
     print(f"\n{len(results)} figures in {elapsed:.0f} s; written to {args.output}")
     return 0
+
+
+def _contenders(results: list[Figure | Count]) -> dict[str, dict[str, Any]]:
+    """Every peer's p50 and p99, from the peers step (empty when it did not run)."""
+    for fig in results:
+        if isinstance(fig, Figure) and "contenders" in fig.detail:
+            return dict(fig.detail["contenders"])
+    return {}
 
 
 def _line(fig: Figure | Count) -> str:

@@ -94,6 +94,22 @@ def add_acks_call(
     groups: Sequence[AckGroup], settings: CallSettings, operation: str = "add_acks"
 ) -> ScriptCall:
     """One ``add_acks`` call for ``groups`` (all of one shard, at most one per run)."""
+    if len(groups) == 1:
+        # The hot path, without building lists: RunKeys holds the pending index, the run's
+        # five keys, the findings stream and the epoch key in that order, the KEYS of a
+        # one-run call.
+        (group,) = groups
+        one_run = (
+            settings.ttl_ms,
+            call_token(),
+            1,
+            group.run_id,
+            group.acks,
+            *group.values,
+            settings.findings_maxlen,
+            settings.epochs.get(group.keys.epoch, ""),
+        )
+        return ScriptCall(Script.ADD_ACKS, group.keys, one_run, operation)
     first = groups[0].keys
     keys: list[str] = [first.pending]
     args: list[Arg] = [settings.ttl_ms, call_token(), len(groups)]

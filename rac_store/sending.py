@@ -23,6 +23,7 @@ from .cluster import is_cluster
 from .cluster.routing import ClusterRouter
 from .connect import client_resends as client_resends_of
 from .core import Call, CommandCall
+from .direct import direct_sender
 from .errors import DurabilityNotConfirmedError, ReadOnlyStoreError, map_redis_error
 from .retry import Retrier, RetryPolicy
 from .scripts import LoadedScript, Script, ScriptCall
@@ -99,6 +100,12 @@ class Sender(SenderBase):
         self.router = ClusterRouter(client) if is_cluster(client) else None
         """The cluster short path (None on a single node)."""
         self._plain = self.router is None and wait_aof is None and not read_only
+        # Issue 16: the hot path's EVALSHA skips redis-py's per-call overhead where that is
+        # known to change nothing (rac_store/direct.py); otherwise execute_command sends it.
+        direct = direct_sender(client) if self._plain else None
+        self._send_hot: Callable[[tuple[Any, ...]], Any] = direct or (
+            lambda command: client.execute_command(*command)
+        )
 
     def execute(self, call: Call) -> Any:
         """The raw reply of ``call`` (a list of replies for plain commands)."""
@@ -110,8 +117,9 @@ class Sender(SenderBase):
             self._guard.check(call)
             return self.retrying(call.operation, lambda: self._send(loaded, call))
         # The hot path: one EVALSHA, no closure and no retry state until something fails.
+        # ``_send_hot`` raises what execute_command raises, so recovery is the same.
         try:
-            return self._client.execute_command(*loaded.command(call))
+            return self._send_hot(loaded.command(call))
         except RedisFailure as exc:
             return self._recover(loaded, call, exc)
 

@@ -72,6 +72,30 @@ def test_single_acks_and_batches_are_built_by_the_same_layout() -> None:
     assert single.args[1] != batch.args[1]  # two logical calls, two tokens
 
 
+def test_a_one_run_call_has_the_layout_of_a_many_run_call() -> None:
+    """The one-group short cut lays KEYS and ARGV out as the general loop does."""
+    a, b = run_on_shard(3), run_on_shard(3)
+    ga = ack_group(CORE.keys, a, [DomainAck(a, "d", "1"), DomainAck(a, "d", "2")])
+    gb = group(DomainAck(b, "d", "3"))
+    one, two = add_acks_call([ga], SETTINGS), add_acks_call([ga, gb], SETTINGS)
+    keys_a = CORE.keys.for_run(str(a))
+    assert list(one.keys) == [keys_a.pending, *keys_a.run_keys, keys_a.findings, keys_a.epoch]
+    run_b = CORE.keys.for_run(str(b)).run_keys
+    assert list(two.keys) == [*one.keys[:-2], *run_b, *one.keys[-2:]]
+    assert list(one.args) == [3_600_000, one.args[1], 1, str(a), 2, *ga.values, 10_000, ""]
+    assert list(two.args) == [
+        3_600_000,
+        two.args[1],
+        2,
+        *one.args[3:-2],
+        str(b),
+        1,
+        *gb.values,
+        10_000,
+        "",  # the store epoch (this core never opened a store)
+    ]
+
+
 def test_refuses_groups_of_two_shards_in_one_call() -> None:
     a, c = run_on_shard(1), run_on_shard(2)
     with pytest.raises(ValueError, match="share a shard"):

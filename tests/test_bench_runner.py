@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
-from benchmarks import sweep_cost
+from benchmarks import instructions, peers, sweep_cost, targets
 from benchmarks.baseline import LegacyAuditStore
 from benchmarks.context import QUICK, Bench, Sizes
 from benchmarks.gang import Gang, Task
+from benchmarks.memory_per_run import _table_slots
+from benchmarks.report import Figure, Goal
 from rac_store import create_domain_ack
 
 from .support.redis_server import RedisServer
@@ -46,12 +52,27 @@ FIGURES = {
     "web_findings_filtered",
     "throughput_8p",
     "slowlog_10ms",
+    "throughput_8p_cpu",
     "lost_acks",
     "async_vs_naive",
     "async_cpu_vs_naive",
     "async_vs_sync",
     "cluster_3_primaries_rate",
     "cluster_3_primaries_capacity",
+    "peer_ping",
+    "peer_set",
+    "peer_rq_finish",
+    "peer_rq_worker",
+    "peer_celery",
+    "peer_original",
+    "server_single",
+    "server_batch",
+    "memory_per_run",
+    "keys_per_run",
+    "direct_send_p50",
+    "direct_send_cpu",
+    "direct_send_batch_p50",
+    "client_cpu_vs_ping",
 }
 
 
@@ -96,20 +117,99 @@ def test_the_baseline_loses_acks_when_two_processes_write_one_run(
     client.close()
 
 
-def test_the_sweep_on_a_given_server_keeps_its_data(redis_server: RedisServer) -> None:
-    """With ``--redis-url`` the sweep touches only the run's own keys and counts no commands."""
+@contextlib.contextmanager
+def given_server(
+    redis_server: RedisServer, prefix: str, scale: float
+) -> Iterator[tuple[redis.Redis, Bench]]:
+    """A run on a server the runner did not start (``--redis-url``) that holds a key of
+    somebody else's: the key must still be there afterwards."""
     client = redis_server.client()
     kept = f"not-the-bench:{uuid.uuid4()}"
     client.set(kept, "x")
-    bench = Bench(redis_server.url, QUICK.scaled(0.01), own_server=False, prefix="rbtest")
-    found = sweep_cost.figures(bench)
-    bench.cleanup()
-    assert {fig.key for fig in found} == {k for k in FIGURES if k.startswith("sweep_")}
-    assert all("commands_per_run" not in fig.detail for fig in found)
-    assert client.get(kept) == b"x"
-    assert not list(client.scan_iter(match="rbtest*"))
-    client.delete(kept)
+    try:
+        yield client, Bench(redis_server.url, QUICK.scaled(scale), own_server=False, prefix=prefix)
+        assert client.get(kept) == b"x"
+    finally:
+        client.delete(kept)
+        client.close()
+
+
+def test_the_sweep_on_a_given_server_keeps_its_data(redis_server: RedisServer) -> None:
+    """With ``--redis-url`` the sweep touches only the run's own keys and counts no commands."""
+    with given_server(redis_server, "rbtest", 0.01) as (client, bench):
+        found = sweep_cost.figures(bench)
+        bench.cleanup()
+        assert {fig.key for fig in found} == {k for k in FIGURES if k.startswith("sweep_")}
+        assert all("commands_per_run" not in fig.detail for fig in found)
+        assert not list(client.scan_iter(match="rbtest*"))
+
+
+def test_the_peers_on_a_given_server_leave_nothing_behind(redis_server: RedisServer) -> None:
+    """rq's and Celery's keys, and rq's list of queues, are cleaned up like the store's."""
+    with given_server(redis_server, "pqtest", 0.05) as (client, bench):
+        found = peers.figures(bench)
+        assert {fig.key for fig in found} == {k for k in FIGURES if k.startswith("peer_")}
+        assert client.keys("rq:*pqtest*") and client.keys("celery-task-meta-pqtest*")
+        bench.cleanup()
+        assert not client.keys("*pqtest*")
+        assert not [q for q in client.smembers("rq:queues") if b"pqtest" in q]
+
+
+def _figure(key: str, ours: float, reference: float) -> Figure:
+    return Figure(key, key, ours, reference, "us", None)
+
+
+def test_targets_are_read_from_the_figures_of_the_run() -> None:
+    found = targets.build(
+        [
+            _figure("latency_p50", 52.0, 45.0),
+            _figure("server_single", 7.5, 2.0),
+            _figure("peer_rq_finish", 80.0, 100.0),
+        ]
+    )
+    by_source = {t.source: t for t in found}
+    gap = by_source["latency_p50"]
+    assert (gap.value, gap.goal, gap.verdict) == (7.0, Goal("<=", 10), "met")
+    single = by_source["server_single"]
+    assert (single.value, single.verdict) == (7.5, "MISSED")  # absolute: 7.5 µs > 6 µs
+    assert by_source["peer_rq_finish"].value == pytest.approx(0.8)
+    assert by_source["peer_celery"].verdict == "not measured"  # no figure in this run
+    assert by_source["sweep_1_overdue"].goal is None
+    assert "not measured" in targets.markdown(found)
+
+
+@pytest.mark.parametrize("kind", ["ack", "build", "ping"])
+def test_the_instruction_counts_loop_runs_as_callgrind_runs_it(
+    redis_server: RedisServer, kind: str
+) -> None:
+    """``benchmarks/instructions.py`` runs its loop as a script, rac_store from PYTHONPATH."""
+    client = redis_server.client()
+    before = client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+    script = str(ROOT / "benchmarks" / "instructions.py")
+    done = subprocess.run(
+        [sys.executable, script, "--loop", redis_server.url, kind, "7"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = client.info("commandstats")["cmdstat_evalsha"]["calls"]
+    prepared = instructions.PREPARED // 50 + 1  # declarations, then one warm-up ack
+    assert after - before >= prepared + (7 if kind == "ack" else 0)
     client.close()
+
+
+def test_hash_tables_are_sized_as_redis_sizes_them() -> None:
+    assert [_table_slots(n) for n in (1, 4, 5, 4096, 4097, 10**6)] == [
+        4,
+        4,
+        8,
+        4096,
+        8192,
+        2**20,
+    ]
 
 
 @pytest.mark.slow
@@ -144,8 +244,18 @@ def test_quick_run_prints_and_writes_every_figure(tmp_path: Path) -> None:
     assert document["profile"]["server"]["evalsha_usec_per_ack"] > 0
     sweep = figures["sweep_1_overdue"]["detail"]  # its own server: command counts are read
     assert sweep["runs"] >= 1 and sweep["evalsha_per_run"] >= 1
-    table = (tmp_path / "bench.md").read_text()
-    assert table.count("\n") == 2 + len(FIGURES)  # header, rule, one row per figure
+    assert document["profile"]["client_parts_p50_us"]["hiredis_pack"] > 0
+    targets = document["targets"]
+    assert len(targets) == 12 and all(t["value"] is not None for t in targets)
+    assert {t["source"] for t in targets} <= set(FIGURES)
+    peers = figures["peer_ping"]["detail"]["contenders"]
+    assert set(peers) == {"add_ack", "ping", "set", "rq_finish", "rq_worker", "celery", "original"}
+    memory = figures["memory_per_run"]["detail"]
+    assert memory["ours"]["keys_per_run"] == 4 and memory["original"]["keys_per_run"] == 2
+    figures_md, targets_md, peers_md = (tmp_path / "bench.md").read_text().strip().split("\n\n")
+    assert figures_md.count("\n") == 1 + len(FIGURES)  # header, rule, one row per figure
+    assert targets_md.count("\n") == 1 + len(targets)
+    assert peers_md.count("\n") == 1 + len(peers)
 
 
 @pytest.mark.slow

@@ -12,12 +12,12 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-import hiredis
 import redis
 from redis.exceptions import NoScriptError
 
 from ..cluster import is_cluster
 from ..core import Call, CommandCall
+from ..direct import utf8_packer
 from ..errors import is_busy, map_redis_error, transport_fault
 from ..retry import Retrier, RetryPolicy
 from ..scripts import LoadedScript, Script, ScriptCall
@@ -61,7 +61,7 @@ class AsyncSender(SenderBase):
     ) -> None:
         super().__init__(client, scripts, retry, read_only, client_resends)
         self.cluster = is_cluster(client)
-        self._pack = None if self.cluster else _utf8_packer(client)
+        self._pack = None if self.cluster else utf8_packer(client)
 
     async def execute(self, call: Call) -> Any:
         """The raw reply of ``call`` (a list of replies for plain commands)."""
@@ -135,18 +135,3 @@ class AsyncSender(SenderBase):
         finally:
             await pool.release(connection)
         return replies
-
-
-def _utf8_packer(client: Any) -> Callable[[tuple[Any, ...]], bytes] | None:
-    """hiredis's C packer when the client encodes text as strict UTF-8 (the default), else None.
-
-    hiredis writes the same bytes as redis-py's packer for UTF-8 text, many times
-    faster; a client with another encoding keeps redis-py's packer and its encoder.
-    """
-    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
-    if kwargs is None:
-        return None
-    encoding = str(kwargs.get("encoding", "utf-8")).lower().replace("_", "-")
-    if encoding in ("utf-8", "utf8") and kwargs.get("encoding_errors", "strict") == "strict":
-        return hiredis.pack_command
-    return None
