@@ -216,6 +216,8 @@ def test_a_closed_pipe_ends_quietly(runs: Runs) -> None:
         ("pending", "--timeout", "0"),
         ("show", "RUN", "--prefix", ""),
         ("cluster-layout", "--redis-url", "redis://x", "--shards", "-4"),
+        ("cluster-layout", "--redis-url", "redis://x", "--prefix", "a b*"),
+        ("web", "--prefix", "a b*"),
         ("serve", "--port", "-1"),
     ],
     ids=" ".join,

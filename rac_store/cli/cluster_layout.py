@@ -10,11 +10,12 @@ from ..keys import KeySpace
 from .common import (
     EXIT_OK,
     add_json_option,
+    add_prefix_option,
     add_timeout_option,
+    add_url_option,
     command_timeout,
     connect,
     positive,
-    prefix_word,
     require_url,
 )
 from .output import emit_json
@@ -50,12 +51,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = commands.add_parser(
         "cluster-layout", help="show which Redis Cluster primary serves each shard"
     )
-    parser.add_argument(
-        "--redis-url",
-        required=True,
-        help="any node of the cluster (redis:// or redis+cluster://)",
-    )
-    parser.add_argument("--prefix", type=prefix_word, default="rac", help="the store's key prefix")
+    add_url_option(parser, "any node of the cluster (redis:// or redis+cluster://)", required=True)
+    add_prefix_option(parser)
     parser.add_argument(
         "--shards",
         type=positive,

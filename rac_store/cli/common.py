@@ -170,16 +170,25 @@ def command_timeout(args: argparse.Namespace) -> float:
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
     """``--redis-url``, ``--prefix``, ``--timeout`` and ``--json``."""
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("RAC_REDIS_URL"),
-        help="the store's Redis (default: $RAC_REDIS_URL)",
-    )
+    add_url_option(parser, "the store's Redis (default: $RAC_REDIS_URL)")
+    add_prefix_option(parser)
+    add_timeout_option(parser)
+    add_json_option(parser)
+
+
+def add_url_option(
+    parser: argparse.ArgumentParser, help: str, *, from_env: bool = True, required: bool = False
+) -> None:
+    """``--redis-url`` (default ``$RAC_REDIS_URL`` when ``from_env``)."""
+    default = os.environ.get("RAC_REDIS_URL") if from_env and not required else None
+    parser.add_argument("--redis-url", default=default, required=required, help=help)
+
+
+def add_prefix_option(parser: argparse.ArgumentParser) -> None:
+    """``--prefix WORD``: the store's key prefix, checked as a usage error."""
     parser.add_argument(
         "--prefix", type=prefix_word, default="rac", help="key prefix of the store (default: rac)"
     )
-    add_timeout_option(parser)
-    add_json_option(parser)
 
 
 def add_timeout_option(parser: argparse.ArgumentParser) -> None:

@@ -33,7 +33,7 @@ from ..models import create_run_expectations as standard_expectations
 from ..reconciler import AuditReconciler
 from ..serve import EmbeddedRedisServer
 from ..store import AuditStore
-from .common import EXIT_OK, add_json_option, at_least, positive, shown_url
+from .common import EXIT_OK, add_json_option, add_url_option, at_least, positive, shown_url
 from .output import emit_json
 
 RUN_TIMEOUT_MS = 1500
@@ -279,10 +279,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = commands.add_parser(
         "demo", help="run a small orchestration and show its findings (on a store of its own)"
     )
-    parser.add_argument(
-        "--redis-url",
-        help="use this Redis, under a prefix of its own, deleted at the end (default: the"
+    add_url_option(
+        parser,
+        "use this Redis, under a prefix of its own, deleted at the end (default: the"
         " embedded store; RAC_REDIS_URL is ignored)",
+        from_env=False,
     )
     parser.add_argument(
         "--runs", type=at_least(MIN_RUNS), default=MIN_RUNS, help="number of runs (at least 3)"

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from ..loopback import is_loopback
-from .common import EXIT_ERROR, fail, positive
+from .common import EXIT_ERROR, add_prefix_option, add_url_option, fail, positive
 
 INSTALL_HINT = "rac-store web needs the web extra: pip install 'rac-store[web]'"
 
@@ -41,13 +40,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=positive, default=8080, help="port (8080)")
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("RAC_REDIS_URL"),
-        help="the store's Redis (default: $RAC_REDIS_URL; none: an embedded store"
-        " with the demo's data)",
+    add_url_option(
+        parser,
+        "the store's Redis (default: $RAC_REDIS_URL; none: an embedded store with the demo's data)",
     )
-    parser.add_argument("--prefix", default="rac", help="key prefix of the store (default: rac)")
+    add_prefix_option(parser)
     parser.add_argument(
         "--allow-remote",
         action="store_true",
