@@ -86,6 +86,8 @@ def test_with_no_url_it_serves_the_demo_data() -> None:
         assert web.get("/healthz").json()["mode"] == "embedded"
         run = overview["latest"][0]["run_id"]
         assert web.get(f"/runs/{run}").status_code == 200
+        web.process.terminate()  # what a service manager sends
+        assert web.process.wait(15) == 0  # a clean stop, not death by the signal
     assert "embedded demo" in web.output()
 
 

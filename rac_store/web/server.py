@@ -7,6 +7,7 @@ import uuid
 import uvicorn
 
 from ..aio.store import AsyncAuditStore
+from ..cli.common import stop_on_signals
 from ..cli.demo import orchestrate
 from ..cluster.urls import redacted
 from ..embedded import (
@@ -94,5 +95,8 @@ def serve(url: str | None, prefix: str, host: str, port: int) -> int:
         lifespan="on",
     )
     server = uvicorn.Server(config)
-    server.run()
+    # uvicorn shuts down on SIGTERM/SIGINT, restores the handlers it found and raises the
+    # signal again: ours take it, so a clean stop exits 0 as documented, not by the signal.
+    with stop_on_signals():
+        server.run()
     return 0 if server.started else 2
