@@ -46,9 +46,10 @@ class StoreOptions(TypedDict, total=False):
     runs the start-up checks of :mod:`rac_store.server_checks`.
 
     ``allow_no_persistence`` (False) lets a store start in ``AOS_MODE=prod`` on a
-    server whose persistence the start-up checks cannot confirm (no AOF); the
-    environment variable ``RAC_ALLOW_NO_PERSISTENCE=true`` does the same for stores
-    made without options (``get_audit_store()``). See docs/reliability.md.
+    server whose persistence the start-up checks cannot confirm (no AOF), without a
+    warning; the environment variable ``RAC_ALLOW_NO_PERSISTENCE=true`` does the same
+    for stores made without options (``get_audit_store()``). A ``read_only`` store
+    never warns about persistence (it writes nothing to lose). See docs/reliability.md.
 
     Every option is checked when the store is made, before any connection
     (:class:`~rac_store.errors.InvalidInputError`; an unknown option is a TypeError):
@@ -204,7 +205,12 @@ class StoreBase:
         so stores skip this there.
         """
         facts = ServerFacts.from_info(info)
-        allow = self._allow_no_persistence or env_flag(ALLOW_NO_PERSISTENCE_ENV, False)
+        # A read-only store writes nothing a restart could lose: the writers are warned.
+        allow = (
+            self._read_only
+            or self._allow_no_persistence
+            or env_flag(ALLOW_NO_PERSISTENCE_ENV, False)
+        )
         found = check_server(
             facts, aos_mode=aos_mode(), wait_aof=self._wait_aof, allow_no_persistence=allow
         )

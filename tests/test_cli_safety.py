@@ -144,6 +144,19 @@ def runs(redis_client: Any) -> Runs:
     return Runs(redis_client)
 
 
+def test_a_server_without_aof_is_said_once_to_writers_and_never_to_readers(runs: Runs) -> None:
+    """The session's server has no AOF: a writing command warns once, a reading one never."""
+    warned = {"RAC_ALLOW_NO_PERSISTENCE": "false"}  # as on a machine that did not opt in
+    for command in READ_ONLY:
+        args = _with_run(command, str(runs.run))
+        done = cli(*args, "--redis-url", runs.url, env=warned)
+        assert done.returncode in (0, 1) and done.stderr == "", (args, done.stderr)
+    done = cli("reconcile", str(runs.run), "--redis-url", runs.url, env=warned)
+    assert done.returncode == 1  # the run has a failed action
+    (warning,) = done.stderr.splitlines()
+    assert warning.startswith("rac-store: WARNING: the server has no AOF (appendonly no)")
+
+
 def test_json_output_is_json_even_for_odd_metadata(runs: Runs) -> None:
     done = runs.cli("show", str(runs.run), "--json")
     assert done.returncode == 0, done.stderr

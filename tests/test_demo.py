@@ -26,12 +26,15 @@ DEMO_FINDINGS = {"COMPLETE": 1, "INCOMPLETE": 3, "MISSING": 1}
 
 
 def demo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The installed ``rac-store demo``; persistence not waived (its stores are scratch:
+    it warns about none, even on the session's servers, which have no AOF)."""
+    environment = {**(os.environ if env is None else env), "RAC_ALLOW_NO_PERSISTENCE": "false"}
     return subprocess.run(
         [RAC_STORE, "demo", *args],
         capture_output=True,
         text=True,
         timeout=180,
-        env=env,
+        env=environment,
         check=False,
     )
 
@@ -59,6 +62,7 @@ def test_an_exported_redis_url_is_left_alone(server: ServerTarget) -> None:
     env = {**os.environ, "RAC_REDIS_URL": server.url}  # as docs/reconciler.md tells operators
     done = demo(env=env)
     assert done.returncode == 0, done.stderr
+    assert "WARNING" not in done.stderr and "no AOF" not in done.stderr
     assert "store mode MEMORY" in done.stdout and done.stdout.count("\nrun ") == 3
     assert "findings stream: 1 COMPLETE, 3 INCOMPLETE, 1 MISSING" in done.stdout
     assert snapshot(server.client) == before  # not one key written, swept or deleted
@@ -72,6 +76,7 @@ def test_on_a_redis_it_keeps_to_its_own_prefix_and_cleans_up(server: ServerTarge
     before = snapshot(server.client)
     done = demo("--redis-url", server.url, "--json")
     assert done.returncode == 0, done.stderr
+    assert "WARNING" not in done.stderr and "no AOF" not in done.stderr
     report = json.loads(done.stdout)  # stdout is one JSON document, nothing else
     assert report["mode"] == "REDIS" and report["prefix"].startswith("racdemo-")
     assert len(report["runs"]) == 3 and report["sweep"]["runs_swept"] == 1
@@ -86,6 +91,7 @@ def test_on_a_redis_it_keeps_to_its_own_prefix_and_cleans_up(server: ServerTarge
 def test_on_the_embedded_store_with_json() -> None:
     done = demo("--json", "--runs", "4", "--workers", "2")
     assert done.returncode == 0, done.stderr
+    assert "WARNING" not in done.stderr and "no AOF" not in done.stderr
     report = json.loads(done.stdout)
     assert report["mode"] == "MEMORY" and len(report["runs"]) == 4
     failed = [r for r in report["runs"] if r["failed_actions"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 from typing import Any
 
 import fakeredis
@@ -110,6 +111,24 @@ def test_real_evicting_server_warns_then_prod_refuses(
             AuditStore(redis_client)
     finally:
         redis_client.config_set("maxmemory-policy", "noeviction")
+
+
+@pytest.mark.redis_only
+def test_a_reader_is_never_warned_about_persistence(
+    redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session's server has no AOF: the writer is warned (refused in prod), a read-only
+    store, which writes nothing a restart could lose, is neither."""
+    monkeypatch.delenv("RAC_ALLOW_NO_PERSISTENCE")
+    with pytest.warns(PersistenceWarning, match="no AOF") as caught:
+        AuditStore(redis_client)
+    assert len(caught) == 1
+    monkeypatch.setenv("AOS_MODE", "prod")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        assert AuditStore(redis_client, read_only=True).read_only
+    with pytest.raises(UnsupportedServerError, match="AOS_MODE=prod: the server has no AOF"):
+        AuditStore(redis_client)
 
 
 @pytest.mark.redis_only

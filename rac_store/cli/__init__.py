@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from .. import __version__
 from . import acl, cluster_layout, demo, inspect, notify, serve, sweep, watch, web
-from .common import run_command
+from .common import run_command, warnings_said_once
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -45,4 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one sub-command; its return value is the exit code (rac_store.cli.common)."""
-    return run_command(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    with warnings_said_once():
+        return run_command(args)

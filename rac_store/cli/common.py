@@ -30,6 +30,8 @@ The rules every command follows (new commands use the same helpers):
   work; library errors (:class:`~rac_store.errors.RACStoreError`) reach
   :func:`run_command`, which prints them (a connection failure explained by
   :mod:`rac_store.cli.connection_errors`) with their exit code.
+* **Warnings** of the library (a server without an AOF, an evicting policy) are
+  said once each on stderr (:func:`warnings_said_once`).
 * **Output**: with ``--json`` stdout carries only JSON (:func:`~.output.emit_json`),
   a failure included (``{"error": ..., "type": ..., "exit": N}``); messages for
   people go to stderr (:func:`~.output.say`). A closed stdout ends the command
@@ -43,11 +45,13 @@ The rules every command follows (new commands use the same helpers):
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -68,6 +72,7 @@ from ..errors import (
 )
 from ..reconciler import AuditReconciler
 from ..retry import RetryPolicy
+from ..server_checks import EvictionPolicyWarning, PersistenceWarning
 from ..store import AuditStore
 from .connection_errors import explain
 from .output import report_failure, silence_stdout
@@ -354,6 +359,29 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_CLOSED_PIPE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+@contextmanager
+def warnings_said_once() -> Iterator[None]:
+    """The library's warnings on stderr once each, as ``rac-store: WARNING: ...``.
+
+    A store gives a start-up warning both as a log record and as a Python warning
+    (:mod:`rac_store.server_checks`); a command shows the log record only.
+    """
+    logger = logging.getLogger("rac_store")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("rac-store: %(levelname)s: %(message)s"))
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with warnings.catch_warnings():
+            for category in (PersistenceWarning, EvictionPolicyWarning):
+                warnings.simplefilter("ignore", category)
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 # -- long-running commands ------------------------------------------------------------

@@ -78,7 +78,7 @@ def send_jobs(store: AuditStore, jobs: Sequence[Job]) -> None:
 
 
 def _process_worker(url: str, prefix: str, jobs: Sequence[Job], ready: Any, go: Any) -> None:
-    store = AuditStore.from_url(url, prefix=prefix, metrics=False)
+    store = AuditStore.from_url(url, prefix=prefix, metrics=False, allow_no_persistence=True)
     try:
         ready.wait(STARTUP_TIMEOUT)
         go.wait(STARTUP_TIMEOUT)
@@ -171,8 +171,8 @@ def demo_store(url: str | None, prefix: str) -> Iterator[tuple[AuditStore, str]]
         served = EmbeddedRedisServer(port=0).start()
         store = AuditStore(create_embedded_client(served.embedded), prefix=prefix, metrics=False)
         url = served.url
-    else:
-        store = AuditStore.from_url(url, prefix=prefix, metrics=False)
+    else:  # a scratch store, deleted at the end: whether the server persists is moot
+        store = AuditStore.from_url(url, prefix=prefix, metrics=False, allow_no_persistence=True)
     try:
         yield store, url
     finally:
