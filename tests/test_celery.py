@@ -65,6 +65,7 @@ def worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
         "RAC_TEST_CELERY_BROKER": broker,
         "RAC_TEST_STORE_URL": redis_server.url,
         "RAC_TEST_STORE_PREFIX": PREFIX,
+        "RAC_ALLOW_NO_PERSISTENCE": "true",  # the session's servers run without AOF
     }
     process = subprocess.Popen(
         [CELERY, "-A", TASKS, "worker", "--pool=solo", "-Q", queue, "--without-gossip",
@@ -72,7 +73,9 @@ def worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     client = Celery("rac_celery_test_client", broker=broker, backend=broker)
-    store = AuditStore(redis_server.client(), prefix=PREFIX, metrics=False)
+    store = AuditStore(
+        redis_server.client(), prefix=PREFIX, metrics=False, allow_no_persistence=True
+    )  # module-scoped: opened before the autouse fixture sets RAC_ALLOW_NO_PERSISTENCE
     running = Worker(client, queue, store, log)
     try:
         running.barrier()  # the worker is up and consuming

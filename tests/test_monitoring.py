@@ -109,7 +109,8 @@ def exported(
     tmp_path = tmp_path_factory.mktemp("monitoring")
     redis_client = redis_server.client()
     redis_client.flushall()
-    store = AuditStore(redis_client, metrics=False)
+    # module-scoped: opened before the autouse fixture sets RAC_ALLOW_NO_PERSISTENCE
+    store = AuditStore(redis_client, metrics=False, allow_no_persistence=True)
     overdue = uuid.uuid4()
     store.add_expectations(overdue, [AuditExpectation(overdue, "d", "late", 0)])
     _, _, poisoned = add_event(redis_client, store.core.keys, 10_000, missing="1")
