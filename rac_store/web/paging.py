@@ -33,6 +33,8 @@ FILTER_SCAN = 100
 """Events read per shard for one page of a filtered feed (the page may come out short)."""
 
 _STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
+_MAX_ID_PART = 2**64 - 1
+"""Each part of a stream id is an unsigned 64-bit number (Redis refuses a larger one)."""
 
 
 def page_size(value: str | None) -> int:
@@ -189,6 +191,11 @@ def _id_key(stream_id: str) -> tuple[int, int]:
     return (int(ms), int(seq or 0))
 
 
+def _is_stream_id(token: str) -> bool:
+    """``ms-seq`` as Redis takes it: two numbers of at most 64 bits."""
+    return _STREAM_ID.fullmatch(token) is not None and max(_id_key(token)) <= _MAX_ID_PART
+
+
 @dataclass(frozen=True)
 class FeedMark:
     """A place in the findings feed: events are ordered newest first by (stream id, shard)."""
@@ -202,7 +209,8 @@ class FeedMark:
         if not token:
             return None
         stream_id, _, shard = token.partition("@")
-        if not _STREAM_ID.fullmatch(stream_id) or not shard.isdigit() or int(shard) >= shards:
+        valid = _is_stream_id(stream_id) and _id_key(stream_id) != (0, 0)  # none is older
+        if not valid or not shard.isdigit() or int(shard) >= shards:
             raise InvalidInputError(f"not a findings position: {token!r:.60}")
         return cls(stream_id, int(shard))
 
@@ -319,7 +327,7 @@ def parse_positions(token: str | None, shards: int) -> dict[int, str] | str:
     if not token:
         return "$"
     ids = token.split(",")
-    if len(ids) != shards or not all(i == "0" or _STREAM_ID.fullmatch(i) for i in ids):
+    if len(ids) != shards or not all(i == "0" or _is_stream_id(i) for i in ids):
         raise InvalidInputError(f"since must be one stream id per shard ({shards})")
     return dict(enumerate(ids))
 
