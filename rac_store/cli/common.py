@@ -226,8 +226,9 @@ def scrub(message: str, url: str | None) -> str:
     message = message.replace(url, shown_url(url))
     try:
         password = urlsplit(url).password
-    except ValueError:
-        password = None
+    except ValueError:  # malformed (an open '['): the password is still the userinfo's tail
+        userinfo = url.partition("://")[2].partition("/")[0].rpartition("@")[0]
+        password = userinfo.partition(":")[2] or None
     for secret in {password, unquote(password or "")} - {None, ""}:
         message = message.replace(str(secret), "***")
     return message
@@ -241,7 +242,7 @@ def require_url(args: argparse.Namespace) -> str:
         raise UsageError("no Redis: pass --redis-url or set RAC_REDIS_URL")
     try:
         split_cluster_url(url)
-    except InvalidInputError as exc:
+    except (InvalidInputError, ValueError) as exc:  # ValueError: urlsplit's (e.g. an open '[')
         raise UsageError(f"bad Redis URL: {exc}") from None
     return url
 
