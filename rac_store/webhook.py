@@ -111,12 +111,25 @@ class PostResult:
     error: str = ""
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects are not followed: urllib would follow a 301/302/303 to a POST with a GET
+    without the body (a 200 from the login page it leads to would read as delivered) and
+    would send the Authorization headers to the new location. The 3xx is a failed POST."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def post_json(
     url: str, body: Any, *, timeout: float, headers: Mapping[str, str] | None = None
 ) -> PostResult:
     """POST ``body`` as JSON to ``url``; never raises for HTTP or network failures.
 
-    A ``user:password@`` in the URL is sent as HTTP basic authentication.
+    A ``user:password@`` in the URL is sent as HTTP basic authentication. Only a 2xx
+    answer counts as delivered; a redirect is not followed (it is a failed try).
     """
     data = json.dumps(body, separators=(",", ":"), default=str).encode()
     parts = urlsplit(url)
@@ -132,7 +145,7 @@ def post_json(
     for name, value in (headers or {}).items():
         request.add_header(name, value)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             status = int(response.status)
     except urllib.error.HTTPError as exc:
         return PostResult(False, exc.code, f"HTTP {exc.code}: {exc.reason}")
