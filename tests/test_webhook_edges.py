@@ -71,7 +71,9 @@ class Receiver:
                 self._answer(200)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self.thread.start()
 
     @property
@@ -264,3 +266,24 @@ def test_the_event_document_has_the_optional_fields_and_keeps_its_own() -> None:
 )
 def test_a_redacted_url_shows_only_scheme_host_and_port(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("status", "ok"),
+    [
+        (200, True),
+        (204, True),
+        (299, True),
+        (101, False),
+        (199, False),
+        (304, False),
+        (404, False),
+        (599, False),
+    ],
+)
+def test_only_a_2xx_answer_is_a_delivery(receiver: Receiver, status: int, ok: bool) -> None:
+    receiver.answers = [status]
+    result = post_json(receiver.url, {"a": 1}, timeout=5)
+    assert (result.ok, result.status) == (ok, status)
+    assert result.error == "" if ok else result.error.startswith(f"HTTP {status}: ")
+    assert len(receiver.requests) == 1
