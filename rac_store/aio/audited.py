@@ -36,7 +36,6 @@ class AsyncAckSender(Protocol):
 
 
 def _report_orphan(future: asyncio.Future[Any]) -> None:
-    _in_flight.discard(future)
     if not future.cancelled() and future.exception() is not None:
         _log.error("the ack of a cancelled audited block failed: %r", future.exception())
 
@@ -50,8 +49,13 @@ async def send_shielded(sending: Awaitable[Any]) -> Any:
     """
     future = asyncio.ensure_future(sending)
     _in_flight.add(future)
-    future.add_done_callback(_report_orphan)
-    return await asyncio.shield(future)
+    future.add_done_callback(_in_flight.discard)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        # only a caller cancelled meanwhile has not heard of the send's error
+        future.add_done_callback(_report_orphan)
+        raise
 
 
 class AsyncAudited(AuditedBlock[AsyncAckSender]):
