@@ -18,13 +18,15 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import RACStoreError
+from ..findings_groups import lost_count
 from ..metrics import DeliveryMetrics
 from ..models import FindingType
 from ..reconciler import AuditReconciler
 from ..retry import Backoff
-from ..webhook import JsonTemplate, Notifier, Outcome, event_document, redact_url
+from ..webhook import JsonTemplate, Notifier, Outcome, event_document
 from .common import (
     EXIT_ERROR,
     EXIT_OK,
@@ -34,6 +36,7 @@ from .common import (
     open_reconciler,
     positive,
     positive_float,
+    scrub,
     stop_on_signals,
 )
 from .metrics_server import add_metrics_options, serve_metrics
@@ -41,10 +44,17 @@ from .output import describe, emit_json
 
 
 def webhook_url(text: str) -> str:
-    """An argparse type: an http:// or https:// URL with a host."""
+    """An argparse type: an http:// or https:// URL with a host (the value is never echoed)."""
     scheme, _, rest = text.partition("://")
-    if scheme not in ("http", "https") or not rest or rest.startswith("/"):
-        raise argparse.ArgumentTypeError("must be an http:// or https:// URL with a host")
+    bad = scheme not in ("http", "https") or not rest or rest.startswith("/")
+    try:
+        _ = urlsplit(text).port  # ValueError: not a number in 0..65535 (urllib would raise later)
+    except ValueError:
+        bad = True
+    if bad:
+        raise argparse.ArgumentTypeError(
+            "must be an http:// or https:// URL with a host (and a numeric port, if any)"
+        )
     return text
 
 
@@ -97,7 +107,7 @@ class Report:
         kind = "delivered" if outcome.delivered else "dead_lettered"
         self.totals[kind] += 1
         if finding.type is FindingType.GAP:
-            self.totals["lost"] += int(finding.details.get("lost", "0") or 0)
+            self.totals["lost"] += lost_count(finding) or 0  # "unknown": Redis cannot tell
             print(
                 f"rac-store notify: group {self.group} lost {finding.details.get('lost')} event(s)"
                 f" of shard {finding.shard} ({finding.details.get('reason')})",
@@ -193,10 +203,7 @@ def run_notify(args: argparse.Namespace) -> int:
     try:
         rec = open_reconciler(args)
     except UsageError as exc:
-        message = str(exc)
-        if args.redis_url:
-            message = message.replace(args.redis_url, redact_url(args.redis_url))
-        return fail(message)
+        return fail(scrub(str(exc), args.redis_url))
     try:
         return notify(rec, args)
     finally:
