@@ -18,7 +18,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--inspector", type=_user, default="rac-inspector", help="the inspector's user name"
     )
     parser.add_argument(
-        "--alerting", default="rac-alerting", help="the findings consumer's user name (notify)"
+        "--alerting",
+        type=_user,
+        default="rac-alerting",
+        help="the findings consumer's user name (notify)",
     )
     parser.add_argument(
         "--wait-aof", action="store_true", help="workers use wait_aof (Redis >= 7.2)"
