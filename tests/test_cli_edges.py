@@ -39,7 +39,10 @@ def test_a_malformed_url_is_a_usage_error_without_the_password(
     assert main(["pending", "--redis-url", MALFORMED]) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.strip() == "rac-store: bad Redis URL: Invalid IPv6 URL"
+    assert (
+        err.strip()
+        == "rac-store: bad Redis URL: not a Redis URL (Invalid IPv6 URL): 'redis://[::1:6379'"
+    )
 
 
 def test_scrub_hides_the_password_of_a_url_it_cannot_parse() -> None:

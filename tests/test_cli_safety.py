@@ -106,6 +106,7 @@ SECRET = "pw-Very-Secret"
         f"redis://bob:{SECRET}@127.0.0.1:PORT/0",
         f"redis://127.0.0.1:PORT/0?password={SECRET}",
         f"redis://:{SECRET}@127.0.0.1:PORT/0",
+        f"redis://:p/{SECRET}@127.0.0.1:PORT/0",  # an unencoded '/' in the password
     ],
 )
 def test_credentials_are_never_printed(url: str) -> None:

@@ -163,3 +163,19 @@ def test_imbalance_of_nothing_is_even() -> None:
     assert imbalance({}) == 1.0
     assert imbalance({"a:1": [], "b:2": []}) == 1.0
     assert imbalance({"a:1": [0, 1, 2], "b:2": [3]}) == 1.5
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://u:pw@[::1:6379",
+        "redis+cluster://u:pw@[::1:6379/0",
+        "rediss://[::1",
+        "redis://:x/pw@127.0.0.1:6379/0",  # an unencoded '/' in the password: port 'x'
+    ],
+)
+def test_a_url_urlsplit_refuses_is_invalid_input_without_its_password(url: str) -> None:
+    for open_store in (AuditStore.from_url, AsyncAuditStore.from_url):
+        with pytest.raises(InvalidInputError, match="not a Redis URL") as refused:
+            open_store(url)
+        assert "pw" not in str(refused.value)

@@ -56,7 +56,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import redis
 from redis.backoff import NoBackoff
@@ -224,12 +224,11 @@ def scrub(message: str, url: str | None) -> str:
     if not url:
         return message
     message = message.replace(url, shown_url(url))
-    try:
-        password = urlsplit(url).password
-    except ValueError:  # malformed (an open '['): the password is still the userinfo's tail
-        userinfo = url.partition("://")[2].partition("/")[0].rpartition("@")[0]
-        password = userinfo.partition(":")[2] or None
-    for secret in {password, unquote(password or "")} - {None, ""}:
+    # The user info ends at the last '@' before the query: a password may hold an
+    # unencoded '/' or '@' (urlsplit would then read a piece of it as the host).
+    userinfo = url.partition("://")[2].partition("?")[0].rpartition("@")[0]
+    password = userinfo.partition(":")[2]
+    for secret in {password, unquote(password)} - {""}:
         message = message.replace(str(secret), "***")
     return message
 
@@ -242,7 +241,7 @@ def require_url(args: argparse.Namespace) -> str:
         raise UsageError("no Redis: pass --redis-url or set RAC_REDIS_URL")
     try:
         split_cluster_url(url)
-    except (InvalidInputError, ValueError) as exc:  # ValueError: urlsplit's (e.g. an open '[')
+    except InvalidInputError as exc:
         raise UsageError(f"bad Redis URL: {exc}") from None
     return url
 

@@ -29,8 +29,9 @@ _SECRET_QUERY = re.compile(r"(?i)\b(password|username)=[^&#]*")
 def redacted(url: str) -> str:
     """``url`` without its user and password (also ``password=`` in the query), for messages."""
     scheme, _, rest = url.partition("://")
-    netloc, slash, tail = rest.partition("/")
-    hosts = netloc.rpartition("@")[2]
+    # The user info ends at the last '@': a password may hold an unencoded '/' or '@'
+    # (an '@' further on, in the query, only hides more).
+    hosts, slash, tail = rest.rpartition("@")[2].partition("/")
     tail = _SECRET_QUERY.sub(r"\1=***", tail)
     return f"{scheme}://{hosts}{slash}{tail}"[:200]
 
@@ -42,6 +43,7 @@ def split_cluster_url(url: str, cluster: bool | None = None) -> tuple[str, bool]
     """
     if not isinstance(url, str) or "://" not in url:
         raise InvalidInputError(f"not a Redis URL: {redacted(str(url))!r}")
+    given = url
     scheme, _, rest = url.partition("://")
     scheme = scheme.lower()
     if scheme in CLUSTER_SCHEMES:
@@ -50,12 +52,18 @@ def split_cluster_url(url: str, cluster: bool | None = None) -> tuple[str, bool]
         url, cluster = f"{CLUSTER_SCHEMES[scheme]}://{rest}", True
     elif scheme not in NODE_SCHEMES:
         raise InvalidInputError(f"unsupported URL scheme {scheme!r} in {redacted(url)!r}")
+    try:
+        parts = urlsplit(url)
+        if "," not in parts.netloc:  # one host: its port must read as a number
+            parts.port  # noqa: B018 (read for its ValueError)
+    except ValueError as exc:  # an unclosed '[', a port that is not a number, ...
+        raise InvalidInputError(f"not a Redis URL ({exc}): {redacted(given)!r}") from None
     if cluster:
         if scheme == "unix":
             raise InvalidInputError("a Redis Cluster is reached over TCP, not a unix socket")
-        if urlsplit(url).path.strip("/") not in ("", "0"):
+        if parts.path.strip("/") not in ("", "0"):
             raise InvalidInputError(f"a Redis Cluster has only database 0: {redacted(url)!r}")
-    elif "," in urlsplit(url).netloc.rpartition("@")[2]:
+    elif "," in parts.netloc.rpartition("@")[2]:
         raise InvalidInputError(f"several hosts name a cluster, not one node: {redacted(url)!r}")
     return url, bool(cluster)
 
