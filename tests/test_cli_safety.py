@@ -281,6 +281,8 @@ def test_watch_reconnects_after_an_outage(tmp_path: Path) -> None:
         store.add_expectations(again, [AuditExpectation(again, "d", "a", 600_000)])
         store.update_expectation_status(again, "d", "a", "MISSING")
         assert json.loads(wait_for(printed, str(again)))["type"] == "MISSING"
+        said = poll_file(errors, "watch: reconnected")  # and it says so, after the losses
+        assert said.index("reconnecting in") < said.index("watch: reconnected")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
     finally:

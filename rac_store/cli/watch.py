@@ -6,7 +6,9 @@ import argparse
 import threading
 import time
 
-from ..errors import StoreUnavailableError
+import redis
+
+from ..errors import StoreUnavailableError, map_redis_error
 from ..models import Finding
 from ..reconciler import AuditReconciler
 from ..retry import Backoff
@@ -57,11 +59,20 @@ def _follow(
         positions.advance(finding)
 
 
+def _probe(rec: AuditReconciler) -> None:
+    """One PING: raises StoreUnavailableError while the server is still away."""
+    try:
+        rec.store.client.ping()
+    except redis.RedisError as exc:
+        raise map_redis_error(exc, "watch") from exc
+
+
 def watch(rec: AuditReconciler, args: argparse.Namespace) -> int:
     """Print findings events of every shard as they arrive, until SIGTERM/SIGINT.
 
     A lost connection is reported on stderr and retried with a growing pause
-    (with jitter, at most 30 s), resuming after the last event printed.
+    (with jitter, at most 30 s); the reconnection is reported too, and printing
+    resumes after the last event printed.
     """
     shards = rec.store.core.keys.shards
     start = {s: "0" for s in range(shards)} if args.from_start else rec.findings_positions()
@@ -71,16 +82,20 @@ def watch(rec: AuditReconciler, args: argparse.Namespace) -> int:
         say(banner)
     else:
         print(banner, flush=True)
-    backoff, failures, last_failure = Backoff(), 0, 0.0
+    backoff, failures, last_failure, lost = Backoff(), 0, 0.0, False
     with stop_on_signals() as stop:
         while not stop.is_set():
             try:
+                if lost:
+                    _probe(rec)
+                    lost = False
+                    say("watch: reconnected; resuming after the last event printed")
                 _follow(rec, args, positions, stop)
                 return EXIT_OK  # caught up (--no-follow), or stopped
             except StoreUnavailableError as exc:
                 if time.monotonic() - last_failure > QUIET_RESET:
                     failures = 0  # a new outage, not the same one going on
-                failures, last_failure = failures + 1, time.monotonic()
+                failures, last_failure, lost = failures + 1, time.monotonic(), True
                 pause = backoff.delay(failures)
                 reason = failure_message(exc, args)[0]
                 say(f"watch: connection lost ({reason}); reconnecting in {pause:.1f} s")
