@@ -193,10 +193,14 @@ class StoreBase:
         return server
 
     def __getstate__(self) -> dict[str, Any]:
-        """A store on a Redis pickles as before; an embedded one refuses (its data stays here)."""
+        """A store never pickles: an embedded one's data stays here, a client's sockets too."""
+        name = type(self).__name__
         if self._embedded:
-            raise process_guard.refuse_pickling(f"this embedded {type(self).__name__}")
-        return self.__dict__
+            raise process_guard.refuse_pickling(f"this embedded {name}")
+        raise TypeError(
+            f"a {name} cannot be pickled: its connections belong to this process;"
+            f" open one in the other process with {name}.from_url(url)"
+        )
 
     def _apply_server_checks(self, info: Mapping[str, Any]) -> None:
         """Refuse the server or warn about it, from its ``INFO`` reply (see server_checks).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import ssl
 import uuid
 from datetime import datetime
@@ -125,6 +126,16 @@ def test_unknown_store_option_is_a_type_error() -> None:
         AuditStore(colour="red", size=3)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="colour"):
         AsyncAuditStore.from_url("redis://127.0.0.1:1", colour="red")  # type: ignore[call-arg]
+
+
+def test_a_store_on_redis_is_refused_by_pickle_with_the_fix(
+    redis_client: Any, redis_server: Any
+) -> None:
+    stores = (AuditStore(redis_client), AsyncAuditStore.from_url(redis_server.url))
+    for store in stores:
+        name = type(store).__name__
+        with pytest.raises(TypeError, match=rf"a {name} cannot be pickled: .*{name}\.from_url"):
+            pickle.dumps(store)
 
 
 def test_the_base_store_makes_no_clients() -> None:
