@@ -8,8 +8,9 @@
   A group whose last delivered id is older than the oldest held event fell behind
   the stream's bound: the events in between are gone. Their number is
   lag - length (Redis counts lag from the events ever added); the counter is then
-  moved past them (XGROUP SETID ... ENTRIESREAD), in the same atomic step, so the
-  loss is reported exactly once and never re-counted after the group reads on.
+  moved past them (XGROUP SETID to just before the oldest event held, ENTRIESREAD),
+  in the same atomic step, so the loss is reported exactly once and never
+  re-counted after the group reads on; an unknown loss (-1) too.
   Only then are the events read (XREADGROUP ... >).
 
   KEYS[1]: P:{s}:findings  stream  findings events of one shard
@@ -61,6 +62,14 @@ local first = field(stream, 'first-entry')
 -- The read counter of a group positioned just before the oldest event held.
 local settled = added - length
 
+-- The greatest id before `id` (ids are ms-seq, seq a 64-bit counter).
+local function id_preceding(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  if seq ~= '0' then return ms .. '-' .. string.format('%.0f', tonumber(seq) - 1) end
+  if ms == '0' then return '0-0' end
+  return string.format('%.0f', tonumber(ms) - 1) .. '-18446744073709551615'
+end
+
 local info = nil
 for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream_key)) do
   if field(g, 'name') == group then info = g end
@@ -70,12 +79,17 @@ if info == nil then
   redis.call('XGROUP', 'CREATE', stream_key, group, '0', 'ENTRIESREAD', settled)
 else
   local delivered = field(info, 'last-delivered-id')
-  local oldest = first and first[1] or last_id
-  if id_before(delivered, oldest) then
+  -- Where a group that missed nothing held could be: just before the oldest event
+  -- held, or at the last id when the stream holds none.
+  local reach = first and id_preceding(first[1]) or last_id
+  if id_before(delivered, reach) then
     local lag = field(info, 'lag')
     if lag then lost = math.max(0, lag - length) else lost = -1 end
     if lost ~= 0 then
-      redis.call('XGROUP', 'SETID', stream_key, group, delivered, 'ENTRIESREAD', settled)
+      -- Past the loss: an unknown one leaves Redis unable to tell the lag until the
+      -- group reads past the deleted entry, so the group is moved to `reach`, which
+      -- is not before itself: the next call does not report the same loss again.
+      redis.call('XGROUP', 'SETID', stream_key, group, reach, 'ENTRIESREAD', settled)
     end
   end
 end

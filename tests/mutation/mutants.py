@@ -242,6 +242,15 @@ MUTANTS: tuple[Mutant, ...] = (
         "FAILED = { ACKED = true, MISSING = true },",
         ("tests/test_contract_status.py::test_every_edge",),
     ),
+    # -- findings consumers: a loss is reported once ------------------------------------
+    Mutant(
+        "read_group: an unknown loss leaves the group where it was",
+        "lua/read_group.lua",
+        "'SETID', stream_key, group, reach,",
+        "'SETID', stream_key, group, delivered,",
+        ("tests/test_notify_edges.py::test_a_loss_of_an_unknown_size_is_reported_without_a_crash",),
+        keyword="unknown_size",  # on the session's redis-server (Redis tells no lag there)
+    ),
     # -- verdict precedence (STALE > INCOMPLETE > IN_PROGRESS > COMPLETE) ---------------
     Mutant(
         "verdict: STALE gives way to INCOMPLETE",
