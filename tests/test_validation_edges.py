@@ -26,6 +26,7 @@ from rac_store import (
     StoreTLSError,
 )
 from rac_store.audited import AuditedAction
+from rac_store.cli.connection_errors import explain
 from rac_store.cluster.layout import imbalance
 from rac_store.connect import client_resends
 from rac_store.core import parse_expectations
@@ -190,3 +191,16 @@ def test_a_url_urlsplit_refuses_is_invalid_input_without_its_password(url: str) 
         with pytest.raises(InvalidInputError, match="not a Redis URL") as refused:
             open_store(url)
         assert "pw" not in str(refused.value)
+
+
+def test_a_cluster_url_without_a_host_is_refused_before_connecting() -> None:
+    for url in ("redis+cluster://:pw@/0", "rediss+cluster:///0", "redis+cluster://,/0"):
+        with pytest.raises(InvalidInputError, match="a Redis Cluster URL names a seed host"):
+            AuditStore.from_url(url)
+
+
+def test_a_cluster_url_is_never_told_to_name_the_cluster() -> None:
+    moved = redis.exceptions.MovedError("3999 127.0.0.1:6381")
+    plain = explain(moved, "redis://127.0.0.1:7000/0", 1.0)
+    assert plain is not None and "name the cluster as redis+cluster://127.0.0.1:7000" in plain
+    assert "name the cluster" not in str(explain(moved, "redis+cluster://127.0.0.1:7000/0", 1.0))

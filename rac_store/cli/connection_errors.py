@@ -137,7 +137,13 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     (lambda f: f.says("DB index is out of range"), _database),
-    (lambda f: f.has((rexc.MovedError, rexc.AskError)) or f.says(*_CLUSTER_HINTS), _cluster),
+    (
+        lambda f: (
+            "+cluster://" not in f.url  # a plain URL given to a cluster node
+            and (f.has((rexc.MovedError, rexc.AskError)) or f.says(*_CLUSTER_HINTS))
+        ),
+        _cluster,
+    ),
     (
         lambda f: f.has((rexc.ConnectionError, ConnectionError)),
         lambda f: f"cannot reach {f.shown}: {f.text}",

@@ -63,6 +63,8 @@ def split_cluster_url(url: str, cluster: bool | None = None) -> tuple[str, bool]
             raise InvalidInputError("a Redis Cluster is reached over TCP, not a unix socket")
         if parts.path.strip("/") not in ("", "0"):
             raise InvalidInputError(f"a Redis Cluster has only database 0: {redacted(url)!r}")
+        if not parts.netloc.rpartition("@")[2].strip(","):
+            raise InvalidInputError(f"a Redis Cluster URL names a seed host: {redacted(given)!r}")
     elif "," in parts.netloc.rpartition("@")[2]:
         raise InvalidInputError(f"several hosts name a cluster, not one node: {redacted(url)!r}")
     return url, bool(cluster)
