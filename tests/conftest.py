@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from .support.async_facade import LoopThread, SyncFacade
 from .support.cluster import LocalCluster
 from .support.redis_server import RedisServer
 from .support.targets import ServerTarget
+from .support.webhook import Webhook
 
 SERVERS = ("redis", pytest.param("cluster", marks=pytest.mark.cluster))
 """Real servers: the private redis-server, and the session's local Redis Cluster."""
@@ -245,3 +247,18 @@ def any_server(request: pytest.FixtureRequest) -> Any:
         return create_embedded_server()
     request.getfixturevalue("redis_client")  # empties the server
     return request.getfixturevalue("redis_server")
+
+
+@pytest.fixture
+def webhook(tmp_path: Path) -> Iterator[Callable[..., Webhook]]:
+    """Starts local webhook receivers (``webhook(*options)``), each stopped after the test."""
+    started: list[Webhook] = []
+
+    def start(*options: str) -> Webhook:
+        hook = Webhook(tmp_path / f"webhook-{len(started)}.jsonl", *options)
+        started.append(hook)
+        return hook
+
+    yield start
+    for hook in started:
+        hook.stop()

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +25,6 @@ pytestmark = pytest.mark.redis_only
 
 RAC_STORE = str(Path(sys.executable).parent / "rac-store")
 FAST = ("--backoff", "0.01", "--max-backoff", "0.05", "--post-timeout", "1")
-
-
-@pytest.fixture
-def webhook(tmp_path: Path) -> Iterator[Any]:
-    started: list[Webhook] = []
-
-    def start(*options: str) -> Webhook:
-        hook = Webhook(tmp_path / f"webhook-{len(started)}.jsonl", *options)
-        started.append(hook)
-        return hook
-
-    yield start
-    for hook in started:
-        hook.stop()
 
 
 @pytest.fixture

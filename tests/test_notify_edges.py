@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,20 +35,6 @@ pytestmark = pytest.mark.redis_only
 
 RAC_STORE = str(Path(sys.executable).parent / "rac-store")
 FAST = ["--backoff", "0.01", "--max-backoff", "0.05", "--post-timeout", "5"]
-
-
-@pytest.fixture
-def webhook(tmp_path: Path) -> Iterator[Callable[..., Webhook]]:
-    started: list[Webhook] = []
-
-    def start(*options: str) -> Webhook:
-        hook = Webhook(tmp_path / f"webhook-{len(started)}.jsonl", *options)
-        started.append(hook)
-        return hook
-
-    yield start
-    for hook in started:
-        hook.stop()
 
 
 def make_store(redis_client: Any, **options: Any) -> AuditStore:
