@@ -218,11 +218,6 @@ class FeedMark:
         """The URL token of this mark."""
         return f"{self.stream_id}@{self.shard}"
 
-    @property
-    def order(self) -> tuple[int, int, int]:
-        """The sort key (newest first means largest first)."""
-        return (*_id_key(self.stream_id), self.shard)
-
     def end_for(self, shard: int) -> str:
         """The ``XREVRANGE`` end of ``shard`` to read only events older than this mark."""
         return self.stream_id if shard < self.shard else f"({self.stream_id}"

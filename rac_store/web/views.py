@@ -10,7 +10,6 @@ every call is a plain read or the read-only ``read_run`` script.
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -355,11 +354,5 @@ def gauges_steps(core: StoreCore) -> Steps[PendingGauges]:
 
 
 def as_json(page: Any) -> Any:
-    """A page as JSON-ready builtins (the JSON twin of the HTML page)."""
-    return msgspec.to_builtins(page, enc_hook=_encode)
-
-
-def _encode(value: Any) -> Any:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+    """A page as JSON-ready builtins (the JSON twin of the HTML page; UUIDs as text)."""
+    return msgspec.to_builtins(page)
