@@ -543,7 +543,7 @@ class SpeedSizes:
     """Calls of 100 per variant per block."""
 
 
-FULL_SPEED = SpeedSizes(blocks=10, singles=200, batches=3)
+FULL_SPEED = SpeedSizes(blocks=10, singles=300, batches=5)
 QUICK_SPEED = SpeedSizes(blocks=3, singles=40, batches=1)
 
 
