@@ -844,9 +844,9 @@ def measure_memory(count: int) -> dict[str, dict[str, Any]]:
     store_written = found["current (store-written)"][AT]
     rewritten_current = found[LAYOUTS[0].name][AT]
     for name, side in found.items():
-        rewritten = name in {layout.name for layout in LAYOUTS}
+        is_rewritten = name in {layout.name for layout in LAYOUTS}
         side["ratio_to_original"] = side[AT] / original
-        side["ratio_to_current"] = side[AT] / (rewritten_current if rewritten else store_written)
+        side["ratio_to_current"] = side[AT] / (rewritten_current if is_rewritten else store_written)
     return found
 
 
