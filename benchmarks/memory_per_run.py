@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
@@ -155,7 +155,16 @@ class Original:
         return 0, 0, 0
 
 
-Design = Ours | Original
+class Design(Protocol):
+    """What :func:`_side` measures: a way to write runs and name their keys."""
+
+    stream_cap: int
+
+    def write(self, count: int) -> list[uuid.UUID]: ...
+
+    def keys_of(self, run: uuid.UUID) -> dict[str, str]: ...
+
+    def streams(self) -> tuple[int, int, int]: ...
 
 
 def _usage_by_kind(client: redis.Redis, design: Design, runs: list[uuid.UUID]) -> dict[str, float]:

@@ -72,11 +72,12 @@ class Readings:
 
 
 def timed(
-    client: Any, send_block: Callable[[int], int]
+    client: Any, send_block: Callable[[int], int], command: str = "evalsha"
 ) -> tuple[Callable[[int], list[float]], Readings]:
     """A phase for :func:`interleaved` reading the server's stats around each block.
 
-    ``send_block(b)`` sends block ``b`` and returns its units (acks, or script calls).
+    ``send_block(b)`` sends block ``b`` and returns its units (acks, or script calls);
+    ``command`` is the one whose ``usec`` is the script's time (``fcall`` for a function).
     """
     readings = Readings()
 
@@ -85,8 +86,8 @@ def timed(
         units = send_block(block)
         cpu = server_cpu(client) - cpu
         delta = since(before, commandstats(client))
-        inner = {n: v for n, v in delta.items() if v[0] and n not in ("evalsha", "info")}
-        readings.script_us.append(delta.get("evalsha", (0, 0))[1] / units)
+        inner = {n: v for n, v in delta.items() if v[0] and n not in (command, "info")}
+        readings.script_us.append(delta.get(command, (0, 0))[1] / units)
         readings.cpu_us.append(cpu * 1e6 / units)
         readings.commands_us.append(sum(usec for _, usec in inner.values()) / units)
         for name, (calls, _) in inner.items():
