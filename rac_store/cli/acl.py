@@ -13,16 +13,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     """Add ``acl`` to the CLI."""
     parser = commands.add_parser("acl", help="print least-privilege ACL SETUSER lines")
     parser.add_argument("--prefix", type=prefix_word, default="rac", help="the store's key prefix")
-    parser.add_argument("--worker", type=_user, default="rac-worker", help="the worker's user name")
-    parser.add_argument(
-        "--inspector", type=_user, default="rac-inspector", help="the inspector's user name"
-    )
-    parser.add_argument(
-        "--alerting",
-        type=_user,
-        default="rac-alerting",
-        help="the findings consumer's user name (notify)",
-    )
+    for role, who in (
+        ("worker", "the worker's"),
+        ("inspector", "the inspector's"),
+        ("alerting", "the findings consumer's (notify's)"),
+    ):
+        parser.add_argument(f"--{role}", type=_user, default=f"rac-{role}", help=f"{who} user name")
     parser.add_argument(
         "--wait-aof", action="store_true", help="workers use wait_aof (Redis >= 7.2)"
     )
