@@ -115,8 +115,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "duplicate check: a repeat inside one call repeats the first outcome",
         "lua/add_acks.lua",
-        "local first_here = not met[k][ack_id]",
-        "local first_here = true",
+        "first_here = not seen[ack_id]",
+        "first_here = true",
         (
             "tests/reliability/test_lost_replies.py::"
             "test_resent_call_reports_first_outcome_but_new_call_is_duplicate",
