@@ -123,6 +123,16 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
     ),
     Mutant(
+        "duplicate check: no table of met ack ids for a run with two acks in the call",
+        "lua/add_acks.lua",
+        "met[k] = m > 1 and {} or false",
+        "met[k] = m > 2 and {} or false",
+        (
+            "tests/reliability/test_lost_replies.py::"
+            "test_a_repeat_in_a_call_of_two_acks_is_a_duplicate",
+        ),
+    ),
+    Mutant(
         "call token: a re-send after a lost reply reports DUPLICATE",
         "lua/add_acks.lua",
         "if first_here and string.sub(previous, 2) == token then",
