@@ -6,20 +6,24 @@ its own (:mod:`benchmarks.servers`; never port 6379). Nothing in ``lua/`` or
 (``add_acks.lua`` with ``common.lua`` inlined), by replacements that must each match
 exactly once, so a change to the script shows up as a failure here, not as a stale copy.
 
+The four skips this study weighed (:data:`SKIPS`: work taken off the ack's path, each
+keeping the semantics exactly) are adopted in ``lua/``: the current script has them.
+The study keeps measuring them the other way round, by undoing them: ``SKIPS`` holds,
+per skip, the text now and the text before adoption.
+
 Speed (server µs per ack, ``INFO commandstats``; :mod:`benchmarks.server_time`'s
 method and helpers): single acks and ``add_acks`` calls of 100, each answering PENDING
 expectations of fresh runs, sent with the very KEYS and ARGV the store builds, to
 
-* ``current``: ``EVALSHA`` of ``add_acks.lua`` as the store loads it;
-* ``fcall``: the same logic as a Redis Function (``FUNCTION LOAD`` of a ``#!lua
+* ``current``: ``EVALSHA`` of ``add_acks.lua`` as the store loads it (skips adopted);
+* ``before adoption``: the script as it was before the skips were adopted (every skip
+  of :data:`SKIPS` undone), and ``before + <name>``: that script with one skip alone
+  (the others undone), each skip's own share;
+* ``fcall``: the current logic as a Redis Function (``FUNCTION LOAD`` of a ``#!lua
   name=...`` library): ``common.lua``'s helpers, the script's constants and its local
   functions are defined once per library load, not on every call; KEYS and ARGV
   become library-level upvalues assigned at the start of each call (so the helpers,
   which read ``KEYS``/``ARGV``, run unchanged);
-* ``skip``: the script with the work :data:`SKIPS` names taken off the ack's path,
-  each keeping the semantics exactly (same replies, same data, same errors), and each
-  of those alone (``skip:<name>``);
-* ``fcall+skip``: both;
 * the floors: an empty script (``return {0}``) and an empty function with the same
   KEYS and ARGV.
 
@@ -51,6 +55,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -85,44 +90,74 @@ EMPTY_FUNCTION = "rac_levers_empty"
 # -- the variants' texts ------------------------------------------------------------
 
 SKIPS: dict[str, list[tuple[str, str]]] = {
-    # A PENDING record is always one of these two texts (add_expectations writes
-    # status_record('PENDING', 0, '0', live)); parse_status gives exactly these values
+    # A PENDING record is always one of the two texts add_expectations writes
+    # (status_record('PENDING', 0, '0', live)); parse_status gives exactly the defaults
     # for them, any other record still goes through it.
     "pending_parse": [
         (
+            "  -- A PENDING record is always one of the two texts add_expectations writes\n"
+            "  -- (status_record('PENDING', 0, '0', live)), whose values are these defaults:\n"
+            "  -- known without string.match. Any other record is parsed.\n"
+            "  if record == 'PENDING|0|0|0' then\n"
+            "    status = 'PENDING'\n"
+            "  elseif record == 'PENDING|0|0|1' then\n"
+            "    status, live = 'PENDING', '1'\n"
+            "  elseif record then\n"
+            "    status, acked_at, late, live = parse_status(record)\n"
+            "  end\n",
             "  if record then status, acked_at, late, live = parse_status(record) end\n",
-            "  if record == 'PENDING|0|0|0' then status = 'PENDING'\n"
-            "  elseif record == 'PENDING|0|0|1' then status, live = 'PENDING', '1'\n"
-            "  elseif record then status, acked_at, late, live = parse_status(record) end\n",
         )
     ],
     # status_record's string.format('%d', now) once per call, not once per ack.
     "status_format": [
         (
+            "local now = now_ms()\n"
+            "-- The clock as status_record writes it, formatted once per call rather than"
+            " once per ack.\n"
+            "local now_text = string.format('%d', now)\n",
             "local now = now_ms()\n",
-            "local now = now_ms()\nlocal now_text = string.format('%d', now)\n",
         ),
         (
-            "redis.call('HSET', st_key, key, status_record(target, now, late, live))",
-            "redis.call('HSET', st_key, key,"
-            " target .. '|' .. now_text .. '|' .. late .. '|' .. live)",
+            "    -- status_record(target, now, late, live), with the clock's text made once"
+            " per call\n"
+            "    redis.call('HSET', st_key, key,"
+            " target .. '|' .. now_text .. '|' .. late .. '|' .. live)\n",
+            "    redis.call('HSET', st_key, key, status_record(target, now, late, live))\n",
         ),
     ],
     # The table of ack ids met in this call only when the run's group has more than one ack.
     "met_table": [
         (
-            "  met[k] = {}\n  local run_id, m = ARGV[at], whole(ARGV[at + 1])\n",
-            "  local run_id, m = ARGV[at], whole(ARGV[at + 1])\n  met[k] = m > 1 and {} or false\n",
+            "-- A run with a single ack in the call can repeat nothing: false, no table.\n",
+            "",
         ),
         (
-            "  local first_here = not met[k][ack_id]\n  met[k][ack_id] = true\n",
+            "  local run_id, m = ARGV[at], whole(ARGV[at + 1])\n  met[k] = m > 1 and {} or false\n",
+            "  met[k] = {}\n  local run_id, m = ARGV[at], whole(ARGV[at + 1])\n",
+        ),
+        (
             "  local seen, first_here = met[k], true\n"
-            "  if seen then first_here = not seen[ack_id]; seen[ack_id] = true end\n",
+            "  if seen then\n"
+            "    first_here = not seen[ack_id]\n"
+            "    seen[ack_id] = true\n"
+            "  end\n",
+            "  local first_here = not met[k][ack_id]\n  met[k][ack_id] = true\n",
         ),
     ],
     # recount's per-ack table of four deltas and its loop, unrolled (same HINCRBYs, same order).
     "recount_table": [
         (
+            "-- Unrolled, without a table of the four deltas: it runs once per ack.\n",
+            "",
+        ),
+        (
+            "  local d1, d2, d3, d4 = b1 - a1, b2 - a2, b3 - a3, b4 - a4\n"
+            "  if d1 == 0 and d2 == 0 and d3 == 0 and d4 == 0 then return false end\n"
+            "  if d1 ~= 0 then redis.call('HINCRBY', st_key, COUNTERS[1], d1) end\n"
+            "  if d2 ~= 0 then redis.call('HINCRBY', st_key, COUNTERS[2], d2) end\n"
+            "  if d3 ~= 0 then redis.call('HINCRBY', st_key, COUNTERS[3], d3) end\n"
+            "  if d4 ~= 0 then redis.call('HINCRBY', st_key, COUNTERS[4], d4) end\n"
+            "  return true\n",
             "  local deltas = { b1 - a1, b2 - a2, b3 - a3, b4 - a4 }\n"
             "  local moved = false\n"
             "  for i = 1, 4 do\n"
@@ -132,17 +167,15 @@ SKIPS: dict[str, list[tuple[str, str]]] = {
             "    end\n"
             "  end\n"
             "  return moved\n",
-            "  local d1, d2, d3, d4 = b1 - a1, b2 - a2, b3 - a3, b4 - a4\n"
-            "  if d1 == 0 and d2 == 0 and d3 == 0 and d4 == 0 then return false end\n"
-            "  if d1 ~= 0 then redis.call('HINCRBY', st_key, COUNTERS[1], d1) end\n"
-            "  if d2 ~= 0 then redis.call('HINCRBY', st_key, COUNTERS[2], d2) end\n"
-            "  if d3 ~= 0 then redis.call('HINCRBY', st_key, COUNTERS[3], d3) end\n"
-            "  if d4 ~= 0 then redis.call('HINCRBY', st_key, COUNTERS[4], d4) end\n"
-            "  return true\n",
-        )
+        ),
     ],
 }
-"""Work taken off an ack's path, by name: (text, replacement) pairs, each found once."""
+"""The skips adopted in ``add_acks.lua`` and ``common.lua``'s ``recount`` (work taken
+off an ack's path), by name: (text now, text before adoption) pairs, each found once.
+Undone, they give the script as it was before (the ``before adoption`` variant)."""
+
+BEFORE = "before adoption"
+"""The variant without any of the skips: the script as it was before their adoption."""
 
 NOT_SKIPPED = {
     "validation": "every ack is checked before the first write (a bad argument writes nothing):"
@@ -175,12 +208,22 @@ def current_script() -> str:
     return load_scripts(embedded=False)[Script.ADD_ACKS].text
 
 
-def with_skips(text: str, names: Sequence[str]) -> str:
-    """``text`` with the :data:`SKIPS` named applied."""
+def without_skips(text: str, names: Sequence[str]) -> str:
+    """``text`` with the :data:`SKIPS` named undone (back to their text before adoption)."""
     for name in names:
-        for old, new in SKIPS[name]:
-            text = _replace_once(text, old, new)
+        for now, before in SKIPS[name]:
+            text = _replace_once(text, now, before)
     return text
+
+
+def before_adoption(text: str) -> str:
+    """``text`` (an ``add_acks.lua`` text) as it was before the skips: every one undone."""
+    return without_skips(text, list(SKIPS))
+
+
+def only_skip(text: str, name: str) -> str:
+    """``text`` before adoption but for the skip ``name`` (every other one undone)."""
+    return without_skips(text, [other for other in SKIPS if other != name])
 
 
 def function_library(script: str, library: str = LIBRARY, function: str = FUNCTION) -> str:
@@ -205,8 +248,7 @@ def function_library(script: str, library: str = LIBRARY, function: str = FUNCTI
     # one helper read from a global at the top level is read at the first call instead.
     common = _replace_once(common, _UNPACK, "local unpack_all -- set by the first call\n")
     for name in _SHARED:
-        if name != "now_text" or f"local {name} = " in arguments:
-            arguments = _replace_once(arguments, f"local {name} = ", f"{name} = ")
+        arguments = _replace_once(arguments, f"local {name} = ", f"{name} = ")
     shared = ", ".join((*_SHARED, "payloads", "removed", "earliest_removed"))
     return (
         f"#!lua name={library}\n"
@@ -245,21 +287,17 @@ class Variant:
 def load_variants(client: redis.Redis) -> dict[str, Variant]:
     """Every variant and floor, loaded into the server of ``client``."""
     current = current_script()
-    every_skip = list(SKIPS)
     scripts = {
         "current": current,
-        "skip": with_skips(current, every_skip),
-        **{f"skip:{name}": with_skips(current, [name]) for name in SKIPS},
+        BEFORE: before_adoption(current),
+        **{f"before + {name}": only_skip(current, name) for name in SKIPS},
     }
     variants = {
         name: Variant(name, ("EVALSHA", str(client.script_load(text))), "evalsha")
         for name, text in scripts.items()
     }
-    for name, text in (("fcall", current), ("fcall+skip", with_skips(current, every_skip))):
-        word = name.replace("+", "_")  # library and function names: letters, digits, _
-        library, function = f"{LIBRARY}_{word}", f"{FUNCTION}_{word}"
-        client.function_load(function_library(text, library, function), replace=True)
-        variants[name] = Variant(name, ("FCALL", function), "fcall")
+    client.function_load(function_library(current), replace=True)
+    variants["fcall"] = Variant("fcall", ("FCALL", FUNCTION), "fcall")
     client.function_load(EMPTY_FUNCTION_LIBRARY, replace=True)
     variants["empty script"] = Variant(
         "empty script", ("EVALSHA", str(client.script_load(EMPTY_SCRIPT))), "evalsha"
@@ -269,12 +307,16 @@ def load_variants(client: redis.Redis) -> dict[str, Variant]:
 
 
 def load_embedded_variants(client: Any) -> dict[str, Variant]:
-    """``current`` (the embedded variant of the script, as the store loads it there) and
-    ``fcall`` (the same library as on Redis), loaded into an embedded server."""
+    """``current`` (the embedded variant of the script, as the store loads it there), the
+    same before adoption, and ``fcall`` (the same library as on Redis), loaded into an
+    embedded server."""
     text = load_scripts(embedded=True)[Script.ADD_ACKS].text
     client.function_load(function_library(current_script()), replace=True)
     return {
         "current": Variant("current", ("EVALSHA", str(client.script_load(text))), "evalsha"),
+        BEFORE: Variant(
+            BEFORE, ("EVALSHA", str(client.script_load(before_adoption(text)))), "evalsha"
+        ),
         "fcall": Variant("fcall", ("FCALL", FUNCTION), "fcall"),
     }
 
@@ -313,7 +355,7 @@ class _Check:
         return self.store.core.keys.prefix
 
     def copy_prefix(self, name: str) -> str:
-        return f"{self.prefix}-{name.replace(':', '_').replace('+', '_')}"
+        return f"{self.prefix}-{re.sub(r'[^A-Za-z0-9]+', '_', name)}"
 
     def _rename(self, key: Any, prefix: str) -> Any:
         text = key.decode() if isinstance(key, bytes) else str(key)
@@ -591,8 +633,10 @@ def measure_speed(
         found[side][name] = readings.summary()
     for variants_found in found.values():
         base = variants_found["current"]["script_us"]
+        before = variants_found[BEFORE]["script_us"]
         for stats in variants_found.values():
             stats["ratio_to_current"] = stats["script_us"] / base
+            stats["ratio_to_before"] = stats["script_us"] / before
     return found
 
 
@@ -625,6 +669,7 @@ def measure_embedded(sizes: SpeedSizes) -> dict[str, Any]:
         "acks_per_variant": per_block * sizes.blocks,
         "p50_us": p50,
         "fcall_over_current": p50["fcall"] / p50["current"],
+        "current_over_before": p50["current"] / p50[BEFORE],
     }
 
 
@@ -878,7 +923,10 @@ def run(quick: bool = False, memory_runs: int | None = None) -> dict[str, Any]:
         "load_average": {"start": load_start, "end": _load()},
         "seconds": round(time.time() - started, 1),
         "equivalence_calls_compared": equivalence,
-        "skips": {name: [new for _, new in pairs] for name, pairs in SKIPS.items()},
+        "skips_adopted": {
+            name: {"now": [now for now, _ in pairs], BEFORE: [before for _, before in pairs]}
+            for name, pairs in SKIPS.items()
+        },
         "not_skipped": NOT_SKIPPED,
         "speed": speed,
         "embedded": embedded,
@@ -894,15 +942,17 @@ def report(found: dict[str, Any]) -> str:
     """The figures as two Markdown tables."""
     single, batch = found["speed"]["single"], found["speed"]["batch"]
     lines = [
-        "| variant | server µs per single ack | ratio | per ack, calls of 100 | ratio |"
-        " server CPU µs per single ack |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| variant | server µs per single ack | / current | / before adoption"
+        " | per ack, calls of 100 | / current | / before adoption"
+        " | server CPU µs per single ack |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in single:
         one, hundred = single[name], batch[name]
         lines.append(
             f"| {name} | {one['script_us']:.2f} | {one['ratio_to_current']:.2f}"
-            f" | {hundred['script_us']:.2f} | {hundred['ratio_to_current']:.2f}"
+            f" | {one['ratio_to_before']:.2f} | {hundred['script_us']:.2f}"
+            f" | {hundred['ratio_to_current']:.2f} | {hundred['ratio_to_before']:.2f}"
             f" | {one['server_cpu_us']:.1f} |"
         )
     lines += [
@@ -933,12 +983,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     calls = found["equivalence_calls_compared"]
     print(f"\nequivalent to the current script: {calls}")
     embedded = found["embedded"]
+    compared, p50 = embedded["equivalence_calls_compared"], embedded["p50_us"]
     print(
-        "embedded server (fakeredis + lupa): fcall equivalent"
-        f" ({embedded['equivalence_calls_compared']['fcall']} calls compared);"
-        f" single ack p50 {embedded['p50_us']['fcall']:.0f} µs through FCALL,"
-        f" {embedded['p50_us']['current']:.0f} µs through EVALSHA"
-        f" ({embedded['fcall_over_current']:.2f})"
+        "embedded server (fakeredis + lupa): fcall and before adoption equivalent"
+        f" ({compared['fcall']} and {compared[BEFORE]} calls compared);"
+        f" single ack p50 {p50['current']:.0f} µs through EVALSHA,"
+        f" {p50['fcall']:.0f} µs through FCALL ({embedded['fcall_over_current']:.2f}),"
+        f" {p50[BEFORE]:.0f} µs before adoption (current / before"
+        f" {embedded['current_over_before']:.2f})"
     )
     print(f"load average {found['load_average']}, {found['seconds']} s; JSON: {options.output}")
     return 0

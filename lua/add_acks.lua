@@ -92,6 +92,8 @@ local reset = epoch_error()
 if reset then return redis.error_reply(reset) end
 
 local now = now_ms()
+-- The clock as status_record writes it, formatted once per call rather than once per ack.
+local now_text = string.format('%d', now)
 local outcomes = {}
 -- Per run: payloads to append and due members to remove, each written by one
 -- variadic command after the run's acks; the earliest due time removed.
@@ -99,6 +101,7 @@ local payloads, removed, earliest_removed
 
 -- Ack ids met so far in this execution, per run: a repeat inside one call is a
 -- duplicate, whether this execution recorded the first one or an earlier one did.
+-- A run with a single ack in the call can repeat nothing: false, no table.
 local met = {}
 
 -- The new status of a recorded (domain, action) after an ack, or nil for no change.
@@ -115,8 +118,11 @@ end
 -- and whether it moved the run's counters (so that the verdict may have changed).
 local function apply(k, ack_id, key, ok, payload)
   local st_key, due_key = KEYS[k + 1], KEYS[k + 2]
-  local first_here = not met[k][ack_id]
-  met[k][ack_id] = true
+  local seen, first_here = met[k], true
+  if seen then
+    first_here = not seen[ack_id]
+    seen[ack_id] = true
+  end
   local previous = redis.call('HGET', KEYS[k + 4], ack_id)
   if previous then
     if first_here and string.sub(previous, 2) == token then
@@ -130,7 +136,16 @@ local function apply(k, ack_id, key, ok, payload)
   local expected = (record and string.sub(record, 1, 8) == 'PENDING|')
     or redis.call('HEXISTS', KEYS[k], key) == 1
   local status, acked_at, late, live = nil, 0, '0', '0'
-  if record then status, acked_at, late, live = parse_status(record) end
+  -- A PENDING record is always one of the two texts add_expectations writes
+  -- (status_record('PENDING', 0, '0', live)), whose values are these defaults:
+  -- known without string.match. Any other record is parsed.
+  if record == 'PENDING|0|0|0' then
+    status = 'PENDING'
+  elseif record == 'PENDING|0|0|1' then
+    status, live = 'PENDING', '1'
+  elseif record then
+    status, acked_at, late, live = parse_status(record)
+  end
   local target = target_of(status, ok)
   local outcome, left_due, moved = RECORDED, false, false
   if status == 'PENDING' then
@@ -145,7 +160,8 @@ local function apply(k, ack_id, key, ok, payload)
     late, outcome = '1', LATE
   end
   if target then
-    redis.call('HSET', st_key, key, status_record(target, now, late, live))
+    -- status_record(target, now, late, live), with the clock's text made once per call
+    redis.call('HSET', st_key, key, target .. '|' .. now_text .. '|' .. late .. '|' .. live)
     moved = recount(st_key, status, expected, target, expected, live)
   end
   if not expected then outcome = DRIFT end
@@ -176,8 +192,8 @@ end
 at = 4
 for r = 1, runs do
   local k = 2 + 5 * (r - 1)
-  met[k] = {}
   local run_id, m = ARGV[at], whole(ARGV[at + 1])
+  met[k] = m > 1 and {} or false
   at = at + 2
   local reindex, changed = false, false
   payloads, removed, earliest_removed = {}, {}, math.huge

@@ -24,8 +24,8 @@ MUTANTS = {
         "local RECORDED, DUPLICATE, DRIFT, LATE = 0, 1, 2, 0",
     ),
     "the data only": (
-        "status_record(target, now, late, live))",
-        "status_record(target, now, late, '0'))",
+        "now_text .. '|' .. late .. '|' .. live)",
+        "now_text .. '|' .. late .. '|' .. '0')",
     ),
     "an error text": ("RAC_BADARG ok flag of ack", "RAC_BADARG ok-flag of ack"),
     "only a second call's reply": (
@@ -45,7 +45,8 @@ def levers_client(redis_client: redis.Redis) -> Iterator[redis.Redis]:
 
 def test_every_variant_is_equivalent_on_redis(levers_client: redis.Redis) -> None:
     variants = server_levers.load_variants(levers_client)
-    assert {"current", "fcall", "skip", "fcall+skip", "empty script"} <= set(variants)
+    befores = {f"before + {name}" for name in server_levers.SKIPS}
+    assert {"current", "fcall", server_levers.BEFORE, "empty script", *befores} <= set(variants)
     compared = server_levers.check_equivalence(levers_client, variants)
     assert set(compared) == set(variants) - {"current", "empty script", "empty function"}
     assert min(compared.values()) >= 30
@@ -55,7 +56,9 @@ def test_every_variant_is_equivalent_on_redis(levers_client: redis.Redis) -> Non
 def test_the_library_is_equivalent_on_the_embedded_server() -> None:
     client = create_embedded_client()
     variants = server_levers.load_embedded_variants(client)
-    assert server_levers.check_equivalence(client, variants)["fcall"] >= 30
+    compared = server_levers.check_equivalence(client, variants)
+    assert compared["fcall"] >= 30
+    assert compared[server_levers.BEFORE] >= 30
 
 
 @pytest.mark.parametrize("what", MUTANTS)
@@ -88,7 +91,25 @@ def test_a_wrong_function_library_is_caught(levers_client: redis.Redis) -> None:
 
 def test_a_skip_that_no_longer_matches_the_script_is_refused() -> None:
     with pytest.raises(ValueError, match="0 matches"):
-        server_levers.with_skips("-- not add_acks.lua\n", ["pending_parse"])
+        server_levers.without_skips("-- not add_acks.lua\n", ["pending_parse"])
+
+
+def test_the_skips_are_adopted_and_undone_exactly() -> None:
+    """The current script has every skip; undoing them all leaves none of their text, and
+    each skip alone differs from both ends."""
+    current = server_levers.current_script()
+    before = server_levers.before_adoption(current)
+    for pairs in server_levers.SKIPS.values():
+        for now, old in pairs:
+            assert current.count(now) == 1
+            if old:
+                assert before.count(old) == 1
+    for marker in ("now_text", "m > 1 and {} or false", "'PENDING|0|0|1'", "d1 ~= 0"):
+        assert marker in current
+        assert marker not in before
+    alone = {server_levers.only_skip(current, name) for name in server_levers.SKIPS}
+    assert len(alone) == len(server_levers.SKIPS)
+    assert not alone & {current, before}
 
 
 def _numbers(value: Any) -> Iterator[float]:
@@ -113,11 +134,12 @@ def test_quick_mode_produces_every_figure(
     found = json.loads(output.read_text())
     speed = found["speed"]
     for side in ("single", "batch"):
-        assert set(speed[side]) >= {"current", "fcall", "skip", "fcall+skip", "empty function"}
+        assert set(speed[side]) >= {"current", "fcall", server_levers.BEFORE, "empty function"}
         for name, stats in speed[side].items():
             assert stats["script_us"] > 0, name
             assert stats["blocks"] == server_levers.QUICK_SPEED.blocks
         assert speed[side]["current"]["ratio_to_current"] == 1.0
+        assert speed[side][server_levers.BEFORE]["ratio_to_before"] == 1.0
     memory = found["memory"]
     assert len(memory) == len(server_levers.LAYOUTS) + 2
     for name, side in memory.items():
@@ -126,7 +148,10 @@ def test_quick_mode_produces_every_figure(
     assert memory["one hash per run (+ acks list)"]["keys_per_run"] == pytest.approx(2.0)
     assert memory["current layout, rewritten (check)"]["keys_per_run"] == pytest.approx(4.0)
     assert found["embedded"]["equivalence_calls_compared"]["fcall"] >= 30
+    assert found["embedded"]["equivalence_calls_compared"][server_levers.BEFORE] >= 30
     assert all(math.isfinite(number) for number in _numbers(found))
     printed = capsys.readouterr().out
-    assert "| fcall+skip |" in printed
+    assert "| fcall |" in printed
+    assert "| before adoption |" in printed
+    assert "| before + met_table |" in printed
     assert "| original (two JSON strings) |" in printed

@@ -115,11 +115,21 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "duplicate check: a repeat inside one call repeats the first outcome",
         "lua/add_acks.lua",
-        "local first_here = not met[k][ack_id]",
-        "local first_here = true",
+        "first_here = not seen[ack_id]",
+        "first_here = true",
         (
             "tests/reliability/test_lost_replies.py::"
             "test_resent_call_reports_first_outcome_but_new_call_is_duplicate",
+        ),
+    ),
+    Mutant(
+        "duplicate check: no table of met ack ids for a run with two acks in the call",
+        "lua/add_acks.lua",
+        "met[k] = m > 1 and {} or false",
+        "met[k] = m > 2 and {} or false",
+        (
+            "tests/reliability/test_lost_replies.py::"
+            "test_a_repeat_in_a_call_of_two_acks_is_a_duplicate",
         ),
     ),
     Mutant(

@@ -186,6 +186,17 @@ def test_resent_call_reports_first_outcome_but_new_call_is_duplicate(store: Audi
     assert len(store.get_acks(run)) == 2
 
 
+def test_a_repeat_in_a_call_of_two_acks_is_a_duplicate(store: AuditStore) -> None:
+    """The smallest call that can repeat an ack id (add_acks keeps its table of the ack ids
+    met only for a run with more than one ack in the call)."""
+    run = uuid.uuid4()
+    store.add_expectations(run, create_run_expectations(run))
+    ack = create_domain_ack(run, "incidents", "create_incident")
+    call = store.core.add_acks(run, [ack, ack])
+    assert store.execute(call) == store.execute(call) == [0, 1]
+    assert len(store.get_acks(run)) == 1
+
+
 def test_redis_py_reports_timeouts_as_retryable(server: RedisServer) -> None:
     """The premise: a stalled server surfaces as redis TimeoutError (which the store retries)."""
     admin = server.client()
