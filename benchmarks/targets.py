@@ -161,7 +161,7 @@ def build(results: list[Figure | Count]) -> list[Target]:
             "sweep_1_overdue",
             "no regression: sweep per due run / PING (1 overdue)",
             None,
-            "no Lua change in phase A; compare with the previous run's ratio",
+            "no goal number: compare with the previous run's ratio (BENCHMARKS.md)",
         ),
     ]
 
