@@ -183,7 +183,7 @@ def test_imbalance_of_nothing_is_even() -> None:
         "redis://u:pw@[::1:6379",
         "redis+cluster://u:pw@[::1:6379/0",
         "rediss://[::1",
-        "redis://:x/pw@127.0.0.1:6379/0",  # an unencoded '/' in the password: port 'x'
+        "redis://:pw/pw@127.0.0.1:6379/0",  # an unencoded '/' in the password: port 'pw'
     ],
 )
 def test_a_url_urlsplit_refuses_is_invalid_input_without_its_password(url: str) -> None:

@@ -54,10 +54,15 @@ def split_cluster_url(url: str, cluster: bool | None = None) -> tuple[str, bool]
         raise InvalidInputError(f"unsupported URL scheme {scheme!r} in {redacted(url)!r}")
     try:
         parts = urlsplit(url)
+    except ValueError as exc:  # an unclosed '[' around an IPv6 host
+        raise InvalidInputError(f"not a Redis URL ({exc}): {redacted(given)!r}") from None
+    try:
         if "," not in parts.netloc:  # one host: its port must read as a number
             parts.port  # noqa: B018 (read for its ValueError)
-    except ValueError as exc:  # an unclosed '[', a port that is not a number, ...
-        raise InvalidInputError(f"not a Redis URL ({exc}): {redacted(given)!r}") from None
+    except ValueError:  # not the error's text: with a '/' in a password, the "port" is part of it
+        raise InvalidInputError(
+            f"not a Redis URL (a port is not a number): {redacted(given)!r}"
+        ) from None
     if cluster:
         if scheme == "unix":
             raise InvalidInputError("a Redis Cluster is reached over TCP, not a unix socket")
