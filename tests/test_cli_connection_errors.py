@@ -2,20 +2,24 @@
 
 Refused, timed out, wrong or missing credentials, a database the server does not
 have, TLS (a CA file that cannot be read, a CA that did not sign the server's
-certificate, TLS to a plaintext port and plaintext to a TLS port), and a Redis
-Cluster node named by a plain URL. Every message names the URL without credentials.
+certificate, TLS to a plaintext port and plaintext to a TLS port), a Redis Cluster
+node named by a plain URL, and a port where something else answers. Every message names
+the URL without credentials.
 """
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import threading
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from rac_store import AuditStore
+from rac_store.cli.connection_errors import explain
 
 from .support.cli import RAC_STORE
 from .support.cluster import LocalCluster
@@ -151,3 +155,29 @@ def test_a_cluster_node_named_by_a_plain_url(redis_cluster: LocalCluster) -> Non
         )
     done = pending(f"redis+cluster://127.0.0.1:{redis_cluster.primary_ports()[0]}")
     assert done.returncode == 0, done.stderr
+
+
+def test_a_server_that_is_not_redis() -> None:
+    """An HTTP server on the port: said so, with the URL, not as a store error."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"redis://127.0.0.1:{server.server_address[1]}/0"
+        said = message(url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert said.startswith(f"{url} answered, but not as Redis does: is it a Redis port? (")
+    assert "Protocol error" in said and "StoreResponseError" not in said
+
+
+def test_a_cause_repeated_down_the_chain_is_said_once() -> None:
+    lost = redis.exceptions.ConnectionError("Connection closed by server.")
+    try:
+        try:
+            raise lost
+        except redis.exceptions.ConnectionError as exc:
+            raise redis.exceptions.ConnectionError("Connection closed by server.") from exc
+    except redis.exceptions.ConnectionError as outer:
+        said = explain(outer, "redis://127.0.0.1:1/0", 1.0)
+    assert said == "cannot reach redis://127.0.0.1:1/0: Connection closed by server."

@@ -50,7 +50,7 @@ class Failure:
     @property
     def text(self) -> str:
         """Every message of the chain."""
-        return " | ".join(str(e) for e in self.chain)
+        return " | ".join(dict.fromkeys(str(e) for e in self.chain))  # each message once
 
     @property
     def tls(self) -> bool:
@@ -88,6 +88,11 @@ def _database(f: Failure) -> str:
     parts = urlsplit(f.url)
     number = parts.path.strip("/") or parse_qs(parts.query).get("db", ["0"])[0]
     return f"{f.shown}: database {number} does not exist on this server (DB index is out of range)"
+
+
+def _not_redis(f: Failure) -> str:
+    said = next((str(e) for e in f.chain if isinstance(e, rexc.InvalidResponse)), f.text)
+    return f"{f.shown} answered, but not as Redis does: is it a Redis port? ({said})"
 
 
 def _cluster(f: Failure) -> str:
@@ -144,6 +149,7 @@ RULES: tuple[Rule, ...] = (
         ),
         _cluster,
     ),
+    (lambda f: f.has(rexc.InvalidResponse) or f.says("Protocol error, got"), _not_redis),
     (
         lambda f: f.has((rexc.ConnectionError, ConnectionError)),
         lambda f: f"cannot reach {f.shown}: {f.text}",
