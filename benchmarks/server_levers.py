@@ -112,17 +112,24 @@ SKIPS: dict[str, list[tuple[str, str]]] = {
     "status_format": [
         (
             "local now = now_ms()\n"
-            "-- The clock as status_record writes it, formatted once per call rather than"
+            "-- The clock as status records hold it, formatted once per call rather than"
             " once per ack.\n"
             "local now_text = string.format('%d', now)\n",
             "local now = now_ms()\n",
         ),
         (
-            "    -- status_record(target, now, late, live), with the clock's text made once"
-            " per call\n"
-            "    redis.call('HSET', st_key, key,"
-            " target .. '|' .. now_text .. '|' .. late .. '|' .. live)\n",
+            "    redis.call('HSET', st_key, key, status_record(target, now_text, late, live))\n",
             "    redis.call('HSET', st_key, key, status_record(target, now, late, live))\n",
+        ),
+        (
+            "-- acked_at: ms as a number, or already as its text (add_acks formats its clock"
+            " once per call).\n"
+            "local function status_record(status, acked_at, late, live)\n"
+            "  if type(acked_at) ~= 'string' then acked_at = string.format('%d', acked_at) end\n"
+            "  return status .. '|' .. acked_at .. '|' .. late .. '|' .. live\n",
+            "local function status_record(status, acked_at, late, live)\n"
+            "  return status .. '|' .. string.format('%d', acked_at)"
+            " .. '|' .. late .. '|' .. live\n",
         ),
     ],
     # The table of ack ids met in this call only when the run's group has more than one ack.

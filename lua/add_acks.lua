@@ -92,7 +92,7 @@ local reset = epoch_error()
 if reset then return redis.error_reply(reset) end
 
 local now = now_ms()
--- The clock as status_record writes it, formatted once per call rather than once per ack.
+-- The clock as status records hold it, formatted once per call rather than once per ack.
 local now_text = string.format('%d', now)
 local outcomes = {}
 -- Per run: payloads to append and due members to remove, each written by one
@@ -160,8 +160,7 @@ local function apply(k, ack_id, key, ok, payload)
     late, outcome = '1', LATE
   end
   if target then
-    -- status_record(target, now, late, live), with the clock's text made once per call
-    redis.call('HSET', st_key, key, target .. '|' .. now_text .. '|' .. late .. '|' .. live)
+    redis.call('HSET', st_key, key, status_record(target, now_text, late, live))
     moved = recount(st_key, status, expected, target, expected, live)
   end
   if not expected then outcome = DRIFT end

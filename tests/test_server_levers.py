@@ -24,8 +24,8 @@ MUTANTS = {
         "local RECORDED, DUPLICATE, DRIFT, LATE = 0, 1, 2, 0",
     ),
     "the data only": (
-        "now_text .. '|' .. late .. '|' .. live)",
-        "now_text .. '|' .. late .. '|' .. '0')",
+        "status_record(target, now_text, late, live)",
+        "status_record(target, now_text, late, '0')",
     ),
     "an error text": ("RAC_BADARG ok flag of ack", "RAC_BADARG ok-flag of ack"),
     "only a second call's reply": (

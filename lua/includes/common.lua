@@ -28,8 +28,10 @@ local function parse_status(record)
   return status, tonumber(acked_at), late, live
 end
 
+-- acked_at: ms as a number, or already as its text (add_acks formats its clock once per call).
 local function status_record(status, acked_at, late, live)
-  return status .. '|' .. string.format('%d', acked_at) .. '|' .. late .. '|' .. live
+  if type(acked_at) ~= 'string' then acked_at = string.format('%d', acked_at) end
+  return status .. '|' .. acked_at .. '|' .. late .. '|' .. live
 end
 
 -- Keep the shard's pending index in step with one run's due set: the run is
