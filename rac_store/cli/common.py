@@ -62,7 +62,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ..cluster.urls import redacted, split_cluster_url
+from ..cluster.urls import redacted, split_cluster_url, split_user_info
 from ..connect import client_from_url
 from ..errors import (
     InvalidInputError,
@@ -224,10 +224,7 @@ def scrub(message: str, url: str | None) -> str:
     if not url:
         return message
     message = message.replace(url, shown_url(url))
-    # The user info ends at the last '@' before the query: a password may hold an
-    # unencoded '/' or '@' (urlsplit would then read a piece of it as the host).
-    userinfo = url.partition("://")[2].partition("?")[0].rpartition("@")[0]
-    password = userinfo.partition(":")[2]
+    password = split_user_info(url)[1].partition(":")[2]
     for secret in {password, unquote(password)} - {""}:
         message = message.replace(str(secret), "***")
     return message

@@ -26,12 +26,22 @@ NODE_SCHEMES = ("redis", "rediss", "unix")
 _SECRET_QUERY = re.compile(r"(?i)\b(password|username)=[^&#]*")
 
 
+def split_user_info(url: str) -> tuple[str, str, str]:
+    """``url``'s scheme, its user info (``user:password``, or ""), and what follows that.
+
+    The user info ends at the last '@' before the query: a password may hold an unencoded
+    '/' or '@' (urlsplit would then read a piece of it as the host or the path).
+    """
+    scheme, _, rest = url.partition("://")
+    head, mark, query = rest.partition("?")
+    user_info, _, place = head.rpartition("@")
+    return scheme, user_info, place + mark + query
+
+
 def redacted(url: str) -> str:
     """``url`` without its user and password (also ``password=`` in the query), for messages."""
-    scheme, _, rest = url.partition("://")
-    # The user info ends at the last '@': a password may hold an unencoded '/' or '@'
-    # (an '@' further on, in the query, only hides more).
-    hosts, slash, tail = rest.rpartition("@")[2].partition("/")
+    scheme, _, rest = split_user_info(url)
+    hosts, slash, tail = rest.partition("/")
     tail = _SECRET_QUERY.sub(r"\1=***", tail)
     return f"{scheme}://{hosts}{slash}{tail}"[:200]
 
