@@ -20,6 +20,7 @@ from rac_store import AckStatus, AuditExpectation, AuditStatus, AuditStore, Doma
 from rac_store.contrib.celery import HEADER, ack_id, audit_headers
 from rac_store.errors import InvalidInputError
 
+from .support.cli import stop
 from .support.redis_server import RedisServer
 
 pytestmark = [pytest.mark.redis_only, pytest.mark.slow]
@@ -81,12 +82,7 @@ def worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
         running.barrier()  # the worker is up and consuming
         yield running
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop(process, 30)
         client.close()
         store.close()
 

@@ -54,3 +54,13 @@ def poll_file(path: Path, text: str, timeout: float = 60.0) -> str:
             return content
         time.sleep(0.05)
     raise AssertionError(f"{text!r} never appeared in {path}")
+
+
+def stop(process: subprocess.Popen[str], grace: float) -> None:
+    """SIGTERM ``process``, and SIGKILL it when it has not ended within ``grace`` seconds."""
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)

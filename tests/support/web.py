@@ -19,6 +19,7 @@ import httpx
 from rac_store import AsyncAuditStore, AuditExpectation, AuditStore, create_domain_ack
 from rac_store.web.app import WebOptions, create_app
 
+from .cli import stop
 from .redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -71,12 +72,7 @@ def web_process(*args: str, env: dict[str, str] | None = None) -> Iterator[WebPr
         yield web
     finally:
         if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+            stop(process, 15)
 
 
 def _wait_until_up(web: WebProcess, timeout: float = 60.0) -> None:
