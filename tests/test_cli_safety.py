@@ -105,6 +105,7 @@ SECRET = "pw-Very-Secret"
     [
         f"redis://bob:{SECRET}@127.0.0.1:PORT/0",
         f"redis://127.0.0.1:PORT/0?password={SECRET}",
+        f"redis://127.0.0.1:PORT?password={SECRET}",  # a query right after the host
         f"redis://:{SECRET}@127.0.0.1:PORT/0",
         f"redis://:p/{SECRET}@127.0.0.1:PORT/0",  # an unencoded '/' in the password
     ],

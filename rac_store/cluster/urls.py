@@ -41,9 +41,8 @@ def split_user_info(url: str) -> tuple[str, str, str]:
 def redacted(url: str) -> str:
     """``url`` without its user and password (also ``password=`` in the query), for messages."""
     scheme, _, rest = split_user_info(url)
-    hosts, slash, tail = rest.partition("/")
-    tail = _SECRET_QUERY.sub(r"\1=***", tail)
-    return f"{scheme}://{hosts}{slash}{tail}"[:200]
+    rest = _SECRET_QUERY.sub(r"\1=***", rest)  # the query, with or without a path before it
+    return f"{scheme}://{rest}"[:200]
 
 
 def split_cluster_url(url: str, cluster: bool | None = None) -> tuple[str, bool]:
